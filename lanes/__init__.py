@@ -1,0 +1,1 @@
+"""Martingale lanes: the engine, its models, services, selectors, bot API and command line."""

@@ -1,0 +1,230 @@
+"""Tables of the lane engine.
+
+`accounts`, `martingale_lanes` (and `trading_settings` in settings_app) keep the names, columns
+and column order of the old bot's DDL; the project's own columns are appended after them.
+The trade ledger, the lane event log and the API tokens are the project's own tables.
+"""
+from decimal import Decimal
+
+from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from .fields import JSONListTextField
+
+
+class Account(models.Model):
+    worker_name = models.CharField(max_length=100, unique=True)
+    is_demo = models.BooleanField(default=True, db_default=True)
+    enabled = models.BooleanField(default=True, db_default=True)
+    balance = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00"))
+    base_amount = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1.00"), db_default=Decimal("1.00"))
+    martingale_multiplier = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("2.00"), db_default=Decimal("2.00")
+    )
+    martingale_enabled = models.BooleanField(default=True, db_default=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
+    last_updated = models.DateTimeField(auto_now=True, db_default=Now())
+    # The project's columns.
+    martingale_max_level = models.IntegerField(default=7, db_default=7)
+    payout_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.8500"), db_default=Decimal("0.8500"))
+    enhanced_martingale_enabled = models.BooleanField(default=True, db_default=True)
+    legacy_consecutive_losses = models.IntegerField(default=0, db_default=0)
+    # No column: joins trading_settings on account_name, so one locking query reads both rows.
+    trading_settings = models.ForeignObject(
+        "settings_app.TradingSettings",
+        on_delete=models.DO_NOTHING,
+        from_fields=["worker_name"],
+        to_fields=["account_name"],
+        null=True,
+        related_name="+",
+    )
+
+    class Meta:
+        db_table = "accounts"
+        ordering = ["worker_name"]
+
+    def __str__(self):
+        return self.worker_name
+
+
+class LaneStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class LaneOutcome(models.TextChoices):
+    RECOVERED = "recovered", "Recovered"
+    EXHAUSTED = "exhausted", "Exhausted"
+    FORCE_COMPLETED = "force_completed", "Force-completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Lane(models.Model):
+    lane_id = models.CharField(max_length=100, unique=True)
+    account_name = models.CharField(max_length=100)
+    symbol = models.CharField(max_length=50)
+    status = models.CharField(max_length=9, choices=LaneStatus.choices, default=LaneStatus.ACTIVE, db_default="active")
+    current_level = models.IntegerField(default=1, db_default=1)
+    base_amount = models.DecimalField(max_digits=10, decimal_places=2)
+    current_amount = models.DecimalField(max_digits=10, decimal_places=2)
+    multiplier = models.DecimalField(max_digits=5, decimal_places=2)
+    max_level = models.IntegerField(default=7, db_default=7)
+    total_invested = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00"))
+    total_potential_payout = models.DecimalField(
+        max_digits=10, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00")
+    )
+    trade_ids = JSONListTextField(default=list)
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # The project's columns.
+    outcome = models.CharField(max_length=20, choices=LaneOutcome.choices, null=True, blank=True)
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "martingale_lanes"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["account_name", "status"], name="lane_account_status_idx"),
+            models.Index(fields=["account_name", "created_at"], name="lane_account_created_idx"),
+            models.Index(fields=["status", "updated_at"], name="lane_status_updated_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.lane_id} ({self.account_name} {self.symbol}, level {self.current_level})"
+
+
+class TradeStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    OPEN = "open", "Open"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    DRAW = "draw", "Draw"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+class TradeKind(models.TextChoices):
+    BASE = "base", "Base"
+    LANE = "lane", "Lane"
+    LEGACY = "legacy", "Legacy"
+
+
+class Direction(models.TextChoices):
+    CALL = "call", "Call"
+    PUT = "put", "Put"
+
+
+class Trade(models.Model):
+    """The trade ledger: one row per trade request, from queued to settled."""
+
+    trade_id = models.CharField(max_length=100, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="trades")
+    symbol = models.CharField(max_length=50)
+    direction = models.CharField(max_length=4, choices=Direction.choices, null=True, blank=True)
+    status = models.CharField(max_length=9, choices=TradeStatus.choices)
+    kind = models.CharField(max_length=6, choices=TradeKind.choices, null=True, blank=True)
+    lane = models.ForeignKey(Lane, on_delete=models.PROTECT, null=True, blank=True, related_name="trades")
+    level = models.IntegerField(null=True, blank=True)
+    amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    requested_payout = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    expected_payout = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    payout = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    profit = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    max_wait_seconds = models.IntegerField(default=60)
+    requested_at = models.DateTimeField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        db_table = "martingale_trades"
+        ordering = ["requested_at", "id"]
+        indexes = [
+            models.Index(fields=["account", "status", "requested_at"], name="trade_account_status_idx"),
+            models.Index(fields=["account", "opened_at"], name="trade_account_opened_idx"),
+            models.Index(fields=["status", "opened_at"], name="trade_status_opened_idx"),
+            models.Index(fields=["opened_at"], name="trade_opened_idx"),
+        ]
+        constraints = [
+            # MySQL/MariaDB have no partial indexes (check models.W036 is silenced in settings);
+            # there the per-account row lock in services is what keeps one open trade per lane.
+            models.UniqueConstraint(
+                fields=["lane"], condition=models.Q(status="open"), name="trade_one_open_per_lane"
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0) | models.Q(amount__isnull=True), name="trade_amount_positive"),
+            models.CheckConstraint(condition=models.Q(level__gte=0) | models.Q(level__isnull=True), name="trade_level_not_negative"),
+        ]
+
+    def __str__(self):
+        return self.trade_id
+
+
+class LaneEventKind(models.TextChoices):
+    CREATED = "created", "Lane created"
+    TRADE_ASSIGNED = "trade_assigned", "Trade assigned"
+    ADVANCED = "advanced", "Advanced a level"
+    DRAW = "draw", "Trade drawn"
+    RECOVERED = "recovered", "Recovered"
+    EXHAUSTED = "exhausted", "Exhausted"
+    TRADE_CANCELLED = "trade_cancelled", "Trade cancelled out"
+    FORCE_COMPLETED = "force_completed", "Force-completed"
+    CANCELLED = "cancelled", "Cancelled"
+    NOT_CREATED = "not_created", "Lane not created"
+
+
+class LaneEvent(models.Model):
+    """The append-only audit trail: one row per lane change, written with the change."""
+
+    lane = models.ForeignKey(Lane, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    account_name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=LaneEventKind.choices)
+    trade_id = models.CharField(max_length=100, null=True, blank=True)
+    actor = models.CharField(max_length=150)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "martingale_lane_events"
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["account_name", "created_at"], name="event_account_created_idx"),
+            models.Index(fields=["kind", "created_at"], name="event_kind_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.lane_id or self.account_name} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        # The audit trail is append-only: an event, once written, is never changed.
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("lane events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("lane events are append-only")
+
+
+class ApiToken(models.Model):
+    """A bot's bearer token, stored as a SHA-256 hash, scoped to accounts by name."""
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    all_accounts = models.BooleanField(default=False)
+    account_names = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "martingale_api_tokens"
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def covers(self, account_name: str) -> bool:
+        return self.all_accounts or account_name in self.account_names

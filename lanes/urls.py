@@ -1,0 +1,2 @@
+"""URLs of the bot API (filled in by lanes.api)."""
+urlpatterns = []
