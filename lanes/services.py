@@ -236,7 +236,8 @@ def _save(book: engine.Book, account: Account, rows: dict[str, Trade], now: date
         row = rows.get(trade_id) or Trade(account=account, requested_by=actor)
         for name in TRADE_FIELDS:
             setattr(row, name, getattr(trade, name))
-        row.lane_id = book.lanes[trade.lane_id].pk if trade.lane_id else None
+        if trade.lane_id in book.lanes:  # else the lane finished earlier and keeps its pk
+            row.lane_id = book.lanes[trade.lane_id].pk
         row.lane_code = trade.lane_id
         if row.pk is None:
             row.save(force_insert=True)
