@@ -8,6 +8,10 @@ from django.db import models
 class JSONListTextField(models.TextField):
     description = "A list of strings stored as JSON text"
 
+    def db_type(self, connection):
+        # The seed DDL says TEXT; Django's TextField would be LONGTEXT on MySQL.
+        return "text" if connection.vendor == "mysql" else super().db_type(connection)
+
     def from_db_value(self, value, expression, connection):
         return self.to_python(value)
 

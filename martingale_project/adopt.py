@@ -34,13 +34,27 @@ class AdoptOrCreateModel(migrations.CreateModel):
             constraints = set(connection.introspection.get_constraints(cursor, table))
         for field in model._meta.local_fields:
             if field.column and field.column not in columns:
-                schema_editor.add_field(model, field)
+                self._add_column(model, field, schema_editor)
         for index in model._meta.indexes:
             if index.name not in constraints:
                 schema_editor.add_index(model, index)
         for constraint in model._meta.constraints:
             if constraint.name not in constraints:
                 schema_editor.add_constraint(model, constraint)
+
+    @staticmethod
+    def _add_column(model, field, schema_editor):
+        if schema_editor.connection.vendor != "sqlite":
+            schema_editor.add_field(model, field)
+            return
+        # Django rebuilds the SQLite table for a column with db_default and fills it with the
+        # column's name as a string; a plain ADD COLUMN keeps every row and gets the default.
+        definition, params = schema_editor.column_sql(model, field, include_default=True)
+        schema_editor.execute(
+            f"ALTER TABLE {schema_editor.quote_name(model._meta.db_table)} "
+            f"ADD COLUMN {schema_editor.quote_name(field.column)} {definition}",
+            params,
+        )
 
     def _make_enums(self, model, schema_editor):
         quote = schema_editor.quote_name
