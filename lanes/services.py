@@ -103,18 +103,19 @@ TRADE_COLUMNS = ("id", "lane_id", "requested_by", *TRADE_FIELDS)
 
 
 def _lock_and_load(
-    now: datetime, *, authorize: Authorize = None, trade_id: Optional[str] = None, **filters
-) -> tuple[Account, engine.Book, dict[str, Trade]]:
+    now: Optional[datetime], *, authorize: Authorize = None, trade_id: Optional[str] = None, **filters
+) -> tuple[Account, engine.Book, dict[str, Trade], datetime]:
     """Lock one account row and load its book after the lock.
 
     One statement locks the account and reads its settings and its queued and open trades
-    (plus ``trade_id``, whatever its state); a second reads its active lanes.
+    (plus ``trade_id``, whatever its state); a second reads its active lanes. Without a given
+    ``now`` the clock is read once the lock is held, so times follow the order of the changes.
     """
     wanted = Q(trades__status__in=LIVE_TRADE_STATES)
     if trade_id is not None:
         wanted |= Q(trades__trade_id=trade_id)
     rows = list(
-        _locked_accounts(now)
+        _locked_accounts(now or timezone.now())
         .filter(**filters)
         .annotate(live=FilteredRelation("trades", condition=wanted))
         .values(
@@ -129,6 +130,7 @@ def _lock_and_load(
     )
     if not rows:
         raise NotFound("not found")
+    now = now or timezone.now()
     first = rows[0]
     account = Account(**{name: first[name] for name in ACCOUNT_FIELDS})
     if authorize is not None and not authorize(account.worker_name):
@@ -162,7 +164,7 @@ def _lock_and_load(
         last_open=first["last_open"],
         lanes_created_today=first["lanes_today"],
     )
-    return account, book, trades
+    return account, book, trades, now
 
 
 def _engine_lane(lane: Lane) -> engine.Lane:
@@ -313,10 +315,9 @@ def trade_open(
     *, account_name: str, request: engine.Request, actor: str, authorize: Authorize = None, now: Optional[datetime] = None
 ) -> TradeOutcome:
     """A bot asks for a stake: open the trade now, queue it, or refuse it (SPEC §3–4)."""
-    now = now or timezone.now()
     try:
         with transaction.atomic():
-            account, book, rows = _lock_and_load(
+            account, book, rows, now = _lock_and_load(
                 now, authorize=authorize, trade_id=request.trade_id, worker_name=account_name
             )
             existing = rows.get(request.trade_id)
@@ -338,9 +339,10 @@ def trade_open(
 
 
 def _with_trade(trade_id: str, actor: str, authorize: Authorize, now: Optional[datetime], operation, what: str):
-    now = now or timezone.now()
     with transaction.atomic():
-        account, book, rows = _lock_and_load(now, authorize=authorize, trade_id=trade_id, trades__trade_id=trade_id)
+        # A subquery, not a join: the trade row must not be locked before its account row.
+        owner = Trade.objects.filter(trade_id=trade_id).values("account_id")
+        account, book, rows, now = _lock_and_load(now, authorize=authorize, trade_id=trade_id, pk__in=owner)
         book, changed = _decide(book, lambda b: operation(b, now), what)
         lane_rows = _save(book, account, rows, now, actor)
         return _outcome(book, rows, lane_rows, trade_id, changed=bool(changed))
@@ -384,9 +386,8 @@ def trade_refresh(*, trade_id: str, actor: str, authorize: Authorize = None, now
 
 def queue_serve(*, account_name: str, actor: str = "system", now: Optional[datetime] = None) -> int:
     """Serve one account's queue (expire, open); returns how many trades changed state."""
-    now = now or timezone.now()
     with transaction.atomic():
-        account, book, rows = _lock_and_load(now, worker_name=account_name)
+        account, book, rows, now = _lock_and_load(now, worker_name=account_name)
         book, _ = _decide(book, lambda b: engine.serve_queue(b, now), "serving the queue")
         _save(book, account, rows, now, actor)
         return len(book.dirty_trades)
@@ -401,21 +402,19 @@ def lane_force_complete(
     """End a lane by hand, as completed or cancelled (SPEC §7)."""
     if status not in (engine.COMPLETED, engine.CANCELLED):
         raise ConfigError({"status": "must be completed or cancelled"})
-    now = now or timezone.now()
     lane_row = Lane.objects.filter(lane_id=lane_id).only("account_name").first()
     if lane_row is None:
         raise NotFound(f"lane {lane_id} not found")
     with transaction.atomic():
-        account, book, rows = _lock_and_load(now, authorize=authorize, worker_name=lane_row.account_name)
+        account, book, rows, now = _lock_and_load(now, authorize=authorize, worker_name=lane_row.account_name)
         engine.complete_lane(book, lane_id, status, now)
         return _save(book, account, rows, now, actor)[lane_id]
 
 
 def account_reset(*, account_name: str, status: str = "completed", actor: str, now: Optional[datetime] = None) -> list[Lane]:
     """Complete every active lane of one account in one action (SPEC §7)."""
-    now = now or timezone.now()
     with transaction.atomic():
-        account, book, rows = _lock_and_load(now, worker_name=account_name)
+        account, book, rows, now = _lock_and_load(now, worker_name=account_name)
         for lane in book.active_lanes():
             engine.complete_lane(book, lane.lane_id, status, now)
         return list(_save(book, account, rows, now, actor).values())
