@@ -339,6 +339,8 @@ def request_trade(book: Book, request: Request, now: datetime) -> Trade:
         raise Busy("no slot is free now and max_wait_seconds is 0", retry_after)
     book.trades[trade.trade_id] = trade
     book.dirty_trades.add(trade.trade_id)
+    if can_open:
+        _open(book, trade, now)
     serve_queue(book, now)
     return trade
 

@@ -129,7 +129,8 @@ def _lock_and_load(
         )
     )
     if not rows:
-        raise NotFound("not found")
+        what = filters.get("worker_name")
+        raise NotFound(f"account {what} not found" if what else f"trade {trade_id} not found")
     now = now or timezone.now()
     first = rows[0]
     account = Account(**{name: first[name] for name in ACCOUNT_FIELDS})
@@ -413,6 +414,8 @@ def lane_force_complete(
 
 def account_reset(*, account_name: str, status: str = "completed", actor: str, now: Optional[datetime] = None) -> list[Lane]:
     """Complete every active lane of one account in one action (SPEC §7)."""
+    if status not in (engine.COMPLETED, engine.CANCELLED):
+        raise ConfigError({"status": "must be completed or cancelled"})
     with transaction.atomic():
         account, book, rows, now = _lock_and_load(now, worker_name=account_name)
         for lane in book.active_lanes():
@@ -448,7 +451,7 @@ def settings_update(*, account_name: str, values: dict, actor: str, from_text: b
 def account_create(*, name: str, values: dict, from_text: bool = False) -> Account:
     from .validation import clean_account_name
 
-    name = clean_account_name(name)
+    name = clean_account_name(name, field="name")
     cleaned = clean_account_fields(values, from_text=from_text)
     account = Account(worker_name=name, **cleaned)
     check_stake_fits(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
