@@ -1,0 +1,1 @@
+"""`manage.py martingale`: the command line of SPEC §9."""

@@ -1,0 +1,465 @@
+"""`python manage.py martingale …`: the description's management script as one Django command.
+
+Each subcommand parses its arguments, calls one service or selector and prints the answer as an
+aligned table (or JSON with ``--json``). Values are handed to the services as text, so a bad value
+is refused by the same validation as the API, with one line naming the field and its range, and
+nothing is changed. Run ``python manage.py martingale examples`` for a tour.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from datetime import datetime
+from typing import Any, Iterable, Optional
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from lanes import engine, selectors, services
+from lanes.risk import lane_ladder
+from lanes.serializers import account_json, lane_json, money, settings_json
+from settings_app.validation import ConfigError
+
+SETTING_OPTIONS = {
+    "concurrent": ("concurrent_trading_enabled", "--concurrent"),
+    "max_lanes": ("max_concurrent_lanes", "--max-lanes"),
+    "strategy": ("lane_assignment_strategy", "--strategy"),
+    "auto_create": ("auto_create_lanes", "--auto-create"),
+    "cool_down": ("cool_down_seconds", "--cool-down"),
+    "max_daily_lanes": ("max_daily_lanes", "--max-daily-lanes"),
+}
+ACCOUNT_OPTIONS = {
+    "base_amount": ("base_amount", "--base-amount"),
+    "multiplier": ("martingale_multiplier", "--multiplier"),
+    "max_level": ("martingale_max_level", "--max-level"),
+    "payout_rate": ("payout_rate", "--payout-rate"),
+    "balance": ("balance", "--balance"),
+    "demo": ("is_demo", "--demo"),
+    "enabled": ("enabled", "--enabled"),
+    "martingale": ("martingale_enabled", "--martingale"),
+    "enhanced": ("enhanced_martingale_enabled", "--enhanced"),
+}
+OPTION_OF_FIELD = {field: option for field, option in [*SETTING_OPTIONS.values(), *ACCOUNT_OPTIONS.values()]}
+OPTION_OF_FIELD["enhanced_martingale_enabled"] = "--enhanced/--legacy"
+
+EXAMPLES = """\
+Every account with its settings, then the active lanes:
+  python manage.py martingale list
+
+Add an account (base stake 1.00, ×2 per level, 7 levels), or one in legacy mode:
+  python manage.py martingale account add pelly_demo --base-amount 1.00 --multiplier 2.00 --max-level 7
+  python manage.py martingale account add old_bot --legacy
+  python manage.py martingale account set pelly_demo --balance 500.00 --enabled true
+
+Basic setup: concurrent trading with 3 lanes, oldest lane first:
+  python manage.py martingale configure pelly_demo --concurrent true --max-lanes 3 --strategy fifo
+
+Conservative setup: one trade at a time, at most 5 new lanes a day:
+  python manage.py martingale configure pelly_demo --concurrent false --auto-create true --max-daily-lanes 5
+
+Aggressive setup: high concurrency with round-robin:
+  python manage.py martingale configure pelly_demo --concurrent true --max-lanes 7 --strategy round_robin --max-daily-lanes 20
+
+Statistics of the last 7 days (or 1 day, all accounts, as JSON):
+  python manage.py martingale stats --account pelly_demo --days 7
+  python manage.py martingale stats --days 1 --json
+
+What is running now:
+  python manage.py martingale status
+
+Force-complete a stuck lane, or cancel it:
+  python manage.py martingale complete LANE_ID
+  python manage.py martingale complete LANE_ID --status cancelled
+
+Emergency stop (no new lanes), and reset (complete every active lane):
+  python manage.py martingale emergency-stop pelly_demo
+  python manage.py martingale reset pelly_demo
+
+A bearer token for a bot, for one account (omit --account for every account):
+  python manage.py martingale token create bot-1 --account pelly_demo
+"""
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _reason(exc: ConfigError) -> str:
+    return "; ".join(
+        f"{field} ({OPTION_OF_FIELD[field]}): {message}" if field in OPTION_OF_FIELD else f"{field}: {message}"
+        for field, message in exc.errors.items()
+    )
+
+
+def _values(options: dict, names: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    return {field: options[key] for key, (field, _) in names.items() if options.get(key) is not None}
+
+
+NUMBER = re.compile(r"-?[\d,]+(\.\d+)?%?")
+
+
+def _table(headers: list[str], rows: Iterable[list[Any]]) -> list[str]:
+    """Aligned columns; a column of numbers is right-aligned."""
+    cells = [[("-" if value is None else str(value)) for value in row] for row in rows]
+    widths = [max(len(str(h)), *(len(row[i]) for row in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    numeric = [bool(cells) and all(NUMBER.fullmatch(row[i]) or row[i] == "-" for row in cells) for i in range(len(headers))]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in cells)]
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> list[str]:
+    """Label and value lines, the values right-aligned in one column."""
+    width = max(len(label) for label, _ in pairs)
+    values = [str(value) for _, value in pairs]
+    value_width = max(len(value) for value in values)
+    return [f"{label.ljust(width)}  {value.rjust(value_width)}" for (label, _), value in zip(pairs, values)]
+
+
+def _on(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.1f}%"
+
+
+def _short_time(value: Optional[str]) -> Optional[str]:
+    """An ISO time from the JSON shapes, in the project's TIME_ZONE, to the second."""
+    return timezone.localtime(datetime.fromisoformat(value)).strftime("%Y-%m-%d %H:%M:%S %Z") if value else value
+
+
+class Command(BaseCommand):
+    help = "Manage the Martingale lanes: accounts, settings, statistics, status, lanes and tokens."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+
+        p = sub.add_parser("list", help="every account with its settings, then the active lanes")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+        p = sub.add_parser("configure", help="change an account's trading settings")
+        p.add_argument("account", metavar="ACCOUNT")
+        p.add_argument("--concurrent", metavar="true|false", help="concurrent_trading_enabled")
+        p.add_argument("--max-lanes", metavar="N", help="max_concurrent_lanes (1-10)")
+        p.add_argument("--strategy", metavar="fifo|round_robin|symbol_priority", help="lane_assignment_strategy")
+        p.add_argument("--auto-create", metavar="true|false", help="auto_create_lanes")
+        p.add_argument("--cool-down", metavar="N", help="cool_down_seconds (0-3600)")
+        p.add_argument("--max-daily-lanes", metavar="N", help="max_daily_lanes (1-50)")
+
+        p = sub.add_parser("stats", help="statistics of the last N days")
+        p.add_argument("--account", metavar="ACCOUNT", help="one account (default: every account)")
+        p.add_argument("--days", metavar="N", default="7", help="1-365 (default 7)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+        p = sub.add_parser("complete", help="force-complete or cancel an active lane")
+        p.add_argument("lane_id", metavar="LANE_ID")
+        p.add_argument("--status", metavar="completed|cancelled", default="completed")
+
+        p = sub.add_parser("status", help="what every enabled account is doing now")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+        sub.add_parser("examples", help="usage examples")
+
+        p = sub.add_parser("reset", help="complete every active lane of an account")
+        p.add_argument("account", metavar="ACCOUNT")
+        p.add_argument("--status", choices=("completed", "cancelled"), default="completed")
+
+        p = sub.add_parser("emergency-stop", help="stop creating lanes for an account (auto_create_lanes off)")
+        p.add_argument("account", metavar="ACCOUNT")
+
+        p = sub.add_parser("account", help="add or change an account")
+        account_sub = p.add_subparsers(dest="account_action", metavar="add|set", required=True)
+        add = account_sub.add_parser("add", help="add an account")
+        change = account_sub.add_parser("set", help="change an account")
+        for q in (add, change):
+            q.add_argument("name", metavar="NAME")
+            q.add_argument("--base-amount", metavar="X", help="stake of a base trade (0.01-99999999.99)")
+            q.add_argument("--multiplier", metavar="M", help="martingale_multiplier (1.01-999.99)")
+            q.add_argument("--max-level", metavar="N", help="martingale_max_level (1-20)")
+            q.add_argument("--payout-rate", metavar="R", help="profit per unit of stake on a win (0.0100-10.0000)")
+            q.add_argument("--balance", metavar="B")
+            q.add_argument("--demo", metavar="true|false", help="is_demo")
+            q.add_argument("--legacy", action="store_true", help="legacy mode (enhanced_martingale_enabled false)")
+        change.add_argument("--enabled", metavar="true|false")
+        change.add_argument("--martingale", metavar="true|false", help="martingale_enabled")
+        change.add_argument("--enhanced", metavar="true|false", help="enhanced_martingale_enabled")
+
+        p = sub.add_parser("token", help="API tokens for bots")
+        token_sub = p.add_subparsers(dest="token_action", metavar="create", required=True)
+        create = token_sub.add_parser("create", help="create a bearer token (printed once, on the last line)")
+        create.add_argument("name", metavar="NAME")
+        create.add_argument(
+            "--account", dest="accounts", action="append", metavar="ACCOUNT", help="repeat for more; none = every account"
+        )
+
+    def handle(self, *args, subcommand: str, **options):
+        name = subcommand.replace("-", "_")
+        if subcommand in ("account", "token"):
+            name += "_" + options[f"{subcommand}_action"]
+        try:
+            getattr(self, f"do_{name}")(options)
+        except ConfigError as exc:
+            raise CommandError(_reason(exc)) from None
+        except (services.NotFound, services.Forbidden, engine.EngineError) as exc:
+            raise CommandError(" ".join(str(exc).split())) from None
+
+    def out(self, lines: Iterable[str] | str = "") -> None:
+        for line in [lines] if isinstance(lines, str) else lines:
+            self.stdout.write(line)
+
+    def out_json(self, data: Any) -> None:
+        self.stdout.write(json.dumps(data, indent=2))
+
+    # --- Subcommands ------------------------------------------------------------------------------
+
+    def do_list(self, options):
+        accounts = selectors.account_list()
+        lanes = selectors.lane_list(status="active")
+        if options["json"]:
+            self.out_json(
+                {
+                    "accounts": [
+                        {**account_json(a), "settings": settings_json(a.worker_name, a.trading_settings)}
+                        for a in accounts
+                    ],
+                    "active_lanes": [lane_json(lane) for lane in lanes],
+                }
+            )
+            return
+        self.out(f"Accounts ({len(accounts)})")
+        if accounts:
+            self.out(
+                _table(
+                    ["ACCOUNT", "ENABLED", "DEMO", "MODE", "MARTINGALE", "BASE", "MULTIPLIER", "MAX LEVEL", "PAYOUT RATE", "BALANCE"],
+                    [
+                        [
+                            a.worker_name, _on(a.enabled), "yes" if a.is_demo else "no",
+                            "enhanced" if a.enhanced_martingale_enabled else "legacy", _on(a.martingale_enabled),
+                            money(a.base_amount), money(a.martingale_multiplier), a.martingale_max_level,
+                            f"{a.payout_rate:.4f}", money(a.balance),
+                        ]
+                        for a in accounts
+                    ],
+                )
+            )
+            self.out()
+            self.out("Settings")
+            self.out(self._settings_table([settings_json(a.worker_name, a.trading_settings) for a in accounts]))
+        self.out()
+        self.out(f"Active lanes ({len(lanes)})")
+        if lanes:
+            self.out(self._lanes_table([lane_json(lane) for lane in lanes], with_account=True))
+
+    def do_configure(self, options):
+        values = _values(options, SETTING_OPTIONS)
+        if not values:
+            raise CommandError(
+                "nothing to change: give at least one of " + ", ".join(option for _, option in SETTING_OPTIONS.values())
+            )
+        row = services.settings_update(account_name=options["account"], values=values, actor=_actor(), from_text=True)
+        self.out(f"Settings of {options['account']} saved.")
+        self.out(self._settings_table([settings_json(options["account"], row)]))
+
+    def do_stats(self, options):
+        stats = selectors.stats_get(account=options["account"], days=options["days"])
+        if options["json"]:
+            self.out_json(stats)
+            return
+        scope = f"account {stats['account']}" if stats["account"] else "all accounts"
+        self.out(f"Statistics of {scope}, last {stats['days']} days ({_short_time(stats['since'])} to {_short_time(stats['until'])})")
+        self.out(
+            _pairs(
+                [
+                    ("lanes created", stats["lanes_created"]),
+                    ("  active", stats["lanes_active"]),
+                    ("  recovered", stats["lanes_recovered"]),
+                    ("  exhausted", stats["lanes_exhausted"]),
+                    ("  cancelled", stats["lanes_cancelled"]),
+                    ("  force-completed", stats["lanes_force_completed"]),
+                    ("recovery rate", _percent(stats["recovery_rate"])),
+                    ("average level", f"{stats['avg_level']:.2f}"),
+                    ("highest level", stats["max_level"]),
+                    ("total invested", stats["total_invested"]),
+                    ("total potential payout", stats["total_potential_payout"]),
+                    ("trades", stats["trades"]),
+                    ("  wins", stats["wins"]),
+                    ("  losses", stats["losses"]),
+                    ("  draws", stats["draws"]),
+                    ("win rate", _percent(stats["win_rate"])),
+                    ("net profit", stats["net_profit"]),
+                ]
+            )
+        )
+        self.out()
+        self.out("By level")
+        self.out(
+            _table(
+                ["LEVEL", "TRADES", "WINS", "LOSSES", "DRAWS", "NET PROFIT", "RECOVERED HERE"],
+                [[r["level"], r["trades"], r["wins"], r["losses"], r["draws"], r["net_profit"], r["lanes_recovered"]] for r in stats["by_level"]],
+            )
+        )
+        self.out()
+        self.out("By symbol")
+        self.out(
+            _table(
+                ["SYMBOL", "TRADES", "WINS", "LOSSES", "DRAWS", "WIN RATE", "NET PROFIT", "LANES"],
+                [
+                    [r["symbol"], r["trades"], r["wins"], r["losses"], r["draws"], _percent(r["win_rate"]), r["net_profit"], r["lanes_created"]]
+                    for r in stats["by_symbol"]
+                ],
+            )
+        )
+        self.out()
+        self.out("Daily")
+        self.out(
+            _table(
+                ["DATE", "TRADES", "WINS", "LOSSES", "DRAWS", "NET PROFIT", "LANES", "RECOVERED", "EXHAUSTED"],
+                [
+                    [r["date"], r["trades"], r["wins"], r["losses"], r["draws"], r["net_profit"], r["lanes_created"], r["lanes_recovered"], r["lanes_exhausted"]]
+                    for r in stats["daily"]
+                ],
+            )
+        )
+
+    def do_complete(self, options):
+        lane = services.lane_force_complete(lane_id=options["lane_id"], status=options["status"], actor=_actor())
+        self.out(f"Lane {lane.lane_id} ({lane.account_name} {lane.symbol}, level {lane.current_level}) is {lane.status}: outcome {lane.outcome}.")
+
+    def do_status(self, options):
+        status = selectors.status_all()
+        if options["json"]:
+            self.out_json(status)
+            return
+        self.out(f"Status at {_short_time(status['generated_at'])} ({len(status['accounts'])} enabled accounts)")
+        for item in status["accounts"]:
+            account, settings = item["account"], item["settings"]
+            self.out()
+            self.out(
+                f"{account['worker_name']}: {item['mode']}, martingale {_on(account['martingale_enabled'])}, "
+                f"balance {account['balance']}, base {account['base_amount']} x{account['martingale_multiplier']} "
+                f"up to level {account['martingale_max_level']}"
+            )
+            self.out(
+                f"  slots {len(item['open_trades'])}/{item['slots']} busy, {len(item['queued_trades'])} queued; "
+                f"active lanes {len(item['active_lanes'])}/{settings['max_concurrent_lanes']}; "
+                f"strategy {settings['lane_assignment_strategy']}, auto-create {_on(settings['auto_create_lanes'])}, "
+                f"cool-down {settings['cool_down_seconds']}s"
+            )
+            self.out(
+                f"  today: {item['lanes_created_today']}/{settings['max_daily_lanes']} lanes created, "
+                f"net profit {item['net_profit_today']}; worst-case exposure {item['worst_case_exposure']} "
+                f"(one ladder {item['lane_worst_case']})"
+            )
+            if item["active_lanes"]:
+                self.out(["  " + line for line in self._lanes_table(item["active_lanes"], with_account=False)])
+            trades = item["open_trades"] + item["queued_trades"]
+            if trades:
+                self.out(
+                    "  " + line
+                    for line in _table(
+                        ["TRADE", "STATUS", "SYMBOL", "KIND", "LEVEL", "STAKE", "QUEUE", "LANE"],
+                        [
+                            [t["trade_id"], t["status"], t["symbol"], t["kind"], t["level"], t["amount"], t["queue_position"], t["lane_id"]]
+                            for t in trades
+                        ],
+                    )
+                )
+
+    def do_examples(self, options):
+        self.stdout.write(EXAMPLES, ending="")
+
+    def do_reset(self, options):
+        name = options["account"]
+        try:
+            lanes = services.account_reset(account_name=name, status=options["status"], actor=_actor())
+        except services.NotFound:
+            raise CommandError(f"account {name} not found") from None
+        if not lanes:
+            self.out(f"{name} has no active lanes.")
+            return
+        self.out(f"{len(lanes)} active lanes of {name} are now {options['status']}: " + ", ".join(lane.lane_id for lane in lanes))
+
+    def do_emergency_stop(self, options):
+        services.account_emergency_stop(account_name=options["account"], actor=_actor())
+        self.out(
+            f"Emergency stop for {options['account']}: auto_create_lanes is off, no new lanes will be created. "
+            "Active lanes carry on; use `reset` to complete them."
+        )
+
+    def do_account_add(self, options):
+        values = _values(options, ACCOUNT_OPTIONS)
+        if options["legacy"]:
+            values["enhanced_martingale_enabled"] = False
+        account = services.account_create(name=options["name"], values=values, from_text=True)
+        self.out(f"Account {account.worker_name} added.")
+        self._print_account(account)
+
+    def do_account_set(self, options):
+        values = _values(options, ACCOUNT_OPTIONS)
+        if options["legacy"]:
+            if values.get("enhanced_martingale_enabled", "false").strip().lower() != "false":
+                raise CommandError("--legacy and --enhanced true contradict each other")
+            values["enhanced_martingale_enabled"] = False
+        if not values:
+            raise CommandError(
+                "nothing to change: give at least one of "
+                + ", ".join([option for _, option in ACCOUNT_OPTIONS.values()] + ["--legacy"])
+            )
+        account = services.account_update(name=options["name"], values=values, from_text=True)
+        self.out(f"Account {account.worker_name} saved.")
+        self._print_account(account)
+
+    def do_token_create(self, options):
+        token, raw = services.token_create(name=options["name"], account_names=options["accounts"] or ())
+        scope = "every account" if token.all_accounts else "accounts " + ", ".join(token.account_names)
+        self.out(f"Token {token.name} created for {scope}. It is shown once, on the next line:")
+        self.out(raw)
+
+    # --- Printing -----------------------------------------------------------------------------------
+
+    def _settings_table(self, settings: list[dict]) -> list[str]:
+        return _table(
+            ["ACCOUNT", "CONCURRENT", "MAX LANES", "STRATEGY", "AUTO-CREATE", "COOL-DOWN S", "MAX DAILY LANES"],
+            [
+                [
+                    s["account"], _on(s["concurrent_trading_enabled"]), s["max_concurrent_lanes"], s["lane_assignment_strategy"],
+                    _on(s["auto_create_lanes"]), s["cool_down_seconds"], s["max_daily_lanes"],
+                ]
+                for s in settings
+            ],
+        )
+
+    def _lanes_table(self, lanes: list[dict], *, with_account: bool) -> list[str]:
+        headers = ["LANE ID", *(["ACCOUNT"] if with_account else []), "SYMBOL", "LEVEL", "STAKE", "INVESTED", "POTENTIAL", "OPEN TRADE", "CREATED"]
+        return _table(
+            headers,
+            [
+                [
+                    lane["lane_id"], *([lane["account_name"]] if with_account else []), lane["symbol"],
+                    f"{lane['current_level']}/{lane['max_level']}", lane["current_amount"], lane["total_invested"],
+                    lane["total_potential_payout"], lane["open_trade_id"], _short_time(lane["created_at"]),
+                ]
+                for lane in lanes
+            ],
+        )
+
+    def _print_account(self, account) -> None:
+        data = account_json(account)
+        ladder = lane_ladder(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
+        self.out(
+            _table(
+                ["FIELD", "VALUE"],
+                [[name, data[name]] for name in (
+                    "worker_name", "enabled", "is_demo", "enhanced_martingale_enabled", "martingale_enabled", "balance",
+                    "base_amount", "martingale_multiplier", "martingale_max_level", "payout_rate",
+                )],
+            )
+        )
+        self.out(f"One lane risks {money(ladder[-1][2])} before it is exhausted (largest stake {money(ladder[-1][1])}).")
