@@ -143,7 +143,7 @@ def _lock_and_load(
     trades: dict[str, Trade] = {}
     for row in rows:
         if row["live__id"] is not None:
-            trade = Trade(account_id=account.pk, **{name: row[f"live__{name}"] for name in TRADE_COLUMNS})
+            trade = Trade(account=account, **{name: row[f"live__{name}"] for name in TRADE_COLUMNS})
             trade.lane_code = row["live__lane__lane_id"]
             trades[trade.trade_id] = trade
     lanes = Lane.objects.filter(account_name=account.worker_name, status=engine.ACTIVE)
