@@ -234,7 +234,9 @@ def _save(book: engine.Book, account: Account, rows: dict[str, Trade], now: date
         else:
             row.save(update_fields=LANE_UPDATE_FIELDS)
         lane_rows[lane_id] = row
-    for trade_id in book.dirty_trades:
+    # Closing trades first: a queued trade opening on the lane another trade just left must not
+    # meet that trade still open (the one-open-trade-per-lane index).
+    for trade_id in sorted(book.dirty_trades, key=lambda i: (book.trades[i].status == engine.OPEN, i)):
         trade = book.trades[trade_id]
         row = rows.get(trade_id) or Trade(account=account, requested_by=actor)
         for name in TRADE_FIELDS:
@@ -293,8 +295,11 @@ def _outcome(book: engine.Book, rows: dict[str, Trade], lane_rows: dict[str, Lan
     trade = book.trades[trade_id]
     if trade.lane_id:
         lane_row = lane_rows.get(trade.lane_id) or Lane.objects.get(lane_id=trade.lane_id)
-    else:  # a base trade whose loss created a lane answers with that lane
+    else:  # a base trade whose loss created a lane answers with that lane, also when repeated
         lane_row = next((row for row in lane_rows.values() if row.trade_ids[:1] == [trade_id]), None)
+        if lane_row is None and trade.kind == engine.BASE and trade.status == engine.LOST:
+            created = LaneEvent.objects.filter(kind="created", trade_id=trade_id).select_related("lane").first()
+            lane_row = created.lane if created else None
     open_trade = book.open_trade_of(lane_row.lane_id) if lane_row is not None else None
     return TradeOutcome(
         trade=rows[trade_id],

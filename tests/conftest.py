@@ -1,40 +1,57 @@
-"""Suite-wide set-up: the environment the settings need, and markers chosen by the database."""
+"""Suite-wide set-up: a SECRET_KEY, database-specific markers, and the shared fixtures."""
 import os
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("SECRET_KEY", "test-secret-key")
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# pytest-django loads the settings before this file is imported, so an environment variable set
+# here comes too late for settings.py; set the key on the settings object instead (only if it
+# is empty: `make test` exports SECRET_KEY). Subprocesses started by tests get it from os.environ.
+os.environ.setdefault("SECRET_KEY", "test-secret-key")
+try:
+    settings.SECRET_KEY
+except ImproperlyConfigured:
+    settings.SECRET_KEY = os.environ["SECRET_KEY"]
+
 
 def _on_mysql() -> bool:
-    return os.environ.get("DATABASE_URL", "").startswith("mysql")
+    return "mysql" in settings.DATABASES["default"]["ENGINE"]
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `mysql` run in the MariaDB suite only (they are deselected, not skipped)."""
-    if _on_mysql():
-        return
+    """Deselect (not skip) tests meant for another database: `mysql` ones unless on MariaDB/MySQL,
+    `sqlite_only` ones when on it. Each suite then reports only what it really ran."""
+    wrong_marker = "sqlite_only" if _on_mysql() else "mysql"
     kept, dropped = [], []
     for item in items:
-        (dropped if item.get_closest_marker("mysql") else kept).append(item)
+        (dropped if item.get_closest_marker(wrong_marker) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
 
 
-@pytest.fixture
-def redis_url():
+@pytest.fixture(scope="session")
+def on_mysql() -> bool:
+    """True when the suite runs on MariaDB/MySQL (DATABASE_URL=mysql://…)."""
+    return _on_mysql()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The throwaway Redis that `make test` starts (REDIS_URL)."""
     url = os.environ.get("REDIS_URL")
     if not url:
-        pytest.fail("REDIS_URL is not set: run the suite with `make test`, which starts Redis")
+        pytest.fail("REDIS_URL is not set: run the suite with `make test`, which starts Redis, or export REDIS_URL")
     return url
 
 
-@pytest.fixture
-def artifacts_dir():
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """test-artifacts/ at the repository root (screenshots, traces, reports); git-ignored."""
     path = ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path

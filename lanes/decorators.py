@@ -1,0 +1,168 @@
+"""The bot API's one decorator: method check, bearer-token auth, strict JSON bodies and the
+mapping of domain errors to the JSON error shape of SPEC §9 (``{"error": {"code", "message",
+"fields"?}}``), so that no request, however malformed, gets an HTML page or a bare 500.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from decimal import Decimal
+from functools import wraps
+from typing import Any, Callable, Iterable, Optional
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from settings_app.validation import ConfigError
+
+from . import engine, services
+
+logger = logging.getLogger("lanes.api")
+
+MAX_BODY_BYTES = 64 * 1024
+# A token is "ml_" + url-safe base64; anything else cannot match a stored hash.
+TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]{1,200}")
+BODY_METHODS = ("POST", "PATCH")
+
+
+class ApiError(Exception):
+    """An error answer decided before or outside the services (auth, body parsing)."""
+
+    def __init__(self, status: int, code: str, message: str, *, fields: Optional[dict] = None, headers=None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields = fields
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, *, fields=None, headers=None, **extra) -> JsonResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    error.update(extra)
+    response = JsonResponse({"error": error}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key appears twice in one object")
+    return dict(pairs)
+
+
+def parse_json_body(request: HttpRequest) -> Any:
+    """The request's JSON body with exact Decimals, or None when the body is empty."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ApiError(400, "invalid_json", "the Content-Length header is not a number") from None
+    if declared > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not body:
+        return None
+    charset = request.content_params.get("charset", "utf-8").lower()
+    if request.content_type != "application/json" or charset not in ("utf-8", "utf8"):
+        raise ApiError(415, "unsupported_media_type", "the body must be JSON sent as Content-Type: application/json")
+    try:
+        return json.loads(
+            body.decode("utf-8"),
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "the body is not valid UTF-8") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, duplicate keys, huge integers
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+def authenticate(request: HttpRequest):
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, raw = header.partition(" ")
+    if not header:
+        raise ApiError(401, "unauthorized", "send the API token as Authorization: Bearer <token>")
+    if scheme.lower() != "bearer" or not TOKEN_RE.fullmatch(raw.strip()):
+        raise ApiError(401, "unauthorized", "the Authorization header must be Bearer <token>")
+    token = services.token_for(raw.strip())
+    if token is None:
+        raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+    return token
+
+
+def _answer(exc: Exception) -> Optional[JsonResponse]:
+    """The JSON answer to an expected error; None for anything else (a bug)."""
+    if isinstance(exc, ApiError):
+        headers = dict(exc.headers)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=headers)
+    if isinstance(exc, ConfigError):
+        return error_response(400, "invalid", str(exc), fields=exc.errors)
+    if isinstance(exc, services.NotFound):
+        return error_response(404, "not_found", str(exc) or "not found")
+    if isinstance(exc, services.Forbidden):
+        return error_response(403, "forbidden", str(exc) or "this token may not act on that account")
+    if isinstance(exc, engine.Busy):
+        return error_response(
+            409, "busy", exc.message, retry_after=exc.retry_after, headers={"Retry-After": str(exc.retry_after)}
+        )
+    if isinstance(exc, engine.EngineError):  # Conflict, AccountDisabled
+        return error_response(409, exc.code, exc.message)
+    return None
+
+
+def api_view(methods: Iterable[str], *, auth: bool = True) -> Callable:
+    """Wrap a function view of the bot API.
+
+    The view gets ``request.api_token`` (None when ``auth`` is false) and ``request.data``, the
+    parsed JSON body of a POST or PATCH (None when the body is empty), and returns a dict, a
+    ``(dict, status)`` pair or a response.
+    """
+    allowed = tuple(m.upper() for m in methods)
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs):
+            if request.method not in allowed:
+                return error_response(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} is not allowed here; use {', '.join(allowed)}",
+                    headers={"Allow": ", ".join(allowed)},
+                )
+            try:
+                request.api_token = authenticate(request) if auth else None
+                request.data = parse_json_body(request) if request.method in BODY_METHODS else None
+                result = view(request, *args, **kwargs)
+            except Exception as exc:
+                answer = _answer(exc)
+                if answer is None:
+                    logger.exception("unexpected error in %s %s", request.method, request.path)
+                    answer = error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+                return answer
+            if isinstance(result, tuple):
+                body, status = result
+                return JsonResponse(body, status=status)
+            if isinstance(result, dict):
+                return JsonResponse(result)
+            return result
+
+        decorated = csrf_exempt(wrapped)
+        decorated.api_methods = allowed  # read by the OpenAPI tests
+        decorated.api_auth = auth
+        return decorated
+
+    return decorator

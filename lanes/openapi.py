@@ -1,0 +1,604 @@
+"""The OpenAPI 3.1 document of the bot API, served at /api/v1/openapi.json.
+
+Built once at import. Patterns and ranges come from the validation modules, so the document
+states the rules the API enforces. ``tests/lanes/test_api_openapi.py`` checks that it lists
+exactly the routes of ``lanes.urls`` with the methods each view allows.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from settings_app.validation import MONEY_MAX, STRATEGIES
+
+from .models import Direction, LaneEventKind, LaneOutcome, LaneStatus, TradeKind, TradeStatus
+from .validation import NAME_RE, SYMBOL_RE, TRADE_ID_RE
+
+ERROR_CODES = [
+    "invalid", "invalid_json", "unsupported_media_type", "too_large", "unauthorized", "forbidden",
+    "not_found", "method_not_allowed", "busy", "account_disabled", "conflict", "internal_error",
+]
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: dict) -> dict:
+    if "$ref" in schema:
+        return {"oneOf": [schema, {"type": "null"}]}
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    result = {**schema, "type": [*types, "null"]}
+    if "enum" in schema:
+        result["enum"] = [*schema["enum"], None]
+    return result
+
+
+def obj(properties: dict, required=None, *, closed: bool = True, **extra) -> dict:
+    schema = {"type": "object", "properties": properties, **extra}
+    if required is not None:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def text(pattern, description: str = "") -> dict:
+    schema = {"type": "string", "pattern": f"^{pattern.pattern}$", "maxLength": 100}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 with offset"}
+MONEY = {"$ref": "#/components/schemas/Money"}
+RATE = {"type": "number", "minimum": 0, "maximum": 1}
+
+
+def money_input(low: str, description: str) -> dict:
+    return {
+        "type": ["string", "number"],
+        "pattern": r"^[0-9]{1,8}(\.[0-9]{1,2})?$",
+        "minimum": float(low),
+        "maximum": float(MONEY_MAX),
+        "multipleOf": 0.01,
+        "description": description + f" From {low} to {MONEY_MAX}, at most 2 decimal places; "
+        "send a string (\"1.85\") to keep it exact. NaN and Infinity are refused.",
+    }
+
+
+SETTINGS_PROPERTIES = {
+    "concurrent_trading_enabled": {**BOOLEAN, "default": False},
+    "max_concurrent_lanes": {**INTEGER, "minimum": 1, "maximum": 10, "default": 3},
+    "lane_assignment_strategy": {"type": "string", "enum": list(STRATEGIES), "default": "fifo"},
+    "auto_create_lanes": {**BOOLEAN, "default": True},
+    "cool_down_seconds": {**INTEGER, "minimum": 0, "maximum": 3600, "default": 0},
+    "max_daily_lanes": {**INTEGER, "minimum": 1, "maximum": 50, "default": 10},
+}
+
+TRADE = obj(
+    {
+        "trade_id": STRING,
+        "account": STRING,
+        "symbol": STRING,
+        "direction": nullable({"type": "string", "enum": list(Direction.values)}),
+        "status": {"type": "string", "enum": list(TradeStatus.values)},
+        "kind": {"type": ["string", "null"], "enum": [*TradeKind.values, None], "description": "null while queued"},
+        "lane_id": {"type": ["string", "null"], "description": "null while queued or for a base/legacy trade"},
+        "level": {"type": ["integer", "null"], "minimum": 0, "description": "null while queued"},
+        "amount": nullable(MONEY),
+        "expected_payout": nullable(MONEY),
+        "payout": nullable(MONEY),
+        "profit": nullable(MONEY),
+        "requested_at": TIME,
+        "opened_at": nullable(TIME),
+        "settled_at": nullable(TIME),
+        "expires_at": nullable(TIME),
+        "max_wait_seconds": {**INTEGER, "minimum": 0, "maximum": 3600},
+        "queue_position": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "description": "place in the account's queue while queued (1 = next to open), else null",
+        },
+    },
+    required=[
+        "trade_id", "account", "symbol", "direction", "status", "kind", "lane_id", "level", "amount",
+        "expected_payout", "payout", "profit", "requested_at", "opened_at", "settled_at", "expires_at",
+        "queue_position",
+    ],
+    closed=False,
+)
+
+LANE = obj(
+    {
+        "id": INTEGER,
+        "lane_id": STRING,
+        "account_name": STRING,
+        "symbol": STRING,
+        "status": {"type": "string", "enum": list(LaneStatus.values)},
+        "current_level": {**INTEGER, "minimum": 0},
+        "base_amount": MONEY,
+        "current_amount": MONEY,
+        "multiplier": MONEY,
+        "max_level": INTEGER,
+        "total_invested": MONEY,
+        "total_potential_payout": MONEY,
+        "trade_ids": {"type": "array", "items": STRING},
+        "created_at": TIME,
+        "updated_at": TIME,
+        "completed_at": nullable(TIME),
+        "outcome": {"type": ["string", "null"], "enum": [*LaneOutcome.values, None]},
+        "open_trade_id": {"type": ["string", "null"]},
+    },
+    required=[
+        "id", "lane_id", "account_name", "symbol", "status", "current_level", "base_amount",
+        "current_amount", "multiplier", "max_level", "total_invested", "total_potential_payout",
+        "trade_ids", "created_at", "updated_at", "completed_at", "outcome", "open_trade_id",
+    ],
+    closed=False,
+)
+
+ACCOUNT = obj(
+    {
+        "id": INTEGER,
+        "worker_name": STRING,
+        "is_demo": BOOLEAN,
+        "enabled": BOOLEAN,
+        "balance": MONEY,
+        "base_amount": MONEY,
+        "martingale_multiplier": MONEY,
+        "martingale_enabled": BOOLEAN,
+        "martingale_max_level": {**INTEGER, "minimum": 1, "maximum": 20},
+        "payout_rate": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{4}$"},
+        "enhanced_martingale_enabled": BOOLEAN,
+        "legacy_consecutive_losses": INTEGER,
+        "created_at": TIME,
+        "last_updated": TIME,
+    },
+    closed=False,
+)
+
+TRADE_COUNTS = {
+    "trades": INTEGER,
+    "wins": INTEGER,
+    "losses": INTEGER,
+    "draws": INTEGER,
+    "net_profit": MONEY,
+}
+
+STATS = obj(
+    {
+        "account": {"type": ["string", "null"]},
+        "days": {**INTEGER, "minimum": 1, "maximum": 365},
+        "since": TIME,
+        "until": TIME,
+        "lanes_created": INTEGER,
+        "lanes_active": INTEGER,
+        "lanes_recovered": INTEGER,
+        "lanes_exhausted": INTEGER,
+        "lanes_cancelled": INTEGER,
+        "lanes_force_completed": INTEGER,
+        "recovery_rate": {**RATE, "description": "recovered / (recovered + exhausted), 0 when both are 0"},
+        "avg_level": NUMBER,
+        "max_level": INTEGER,
+        "total_invested": MONEY,
+        "total_potential_payout": MONEY,
+        **TRADE_COUNTS,
+        "trades_open": INTEGER,
+        "trades_cancelled": INTEGER,
+        "win_rate": {**RATE, "description": "wins / (wins + losses), 0 when both are 0"},
+        "by_level": {
+            "type": "array",
+            "items": obj(
+                {"level": {"type": ["integer", "null"]}, **TRADE_COUNTS, "lanes_recovered": INTEGER, "lanes_exhausted": INTEGER},
+                closed=False,
+            ),
+        },
+        "by_symbol": {
+            "type": "array",
+            "items": obj(
+                {
+                    "symbol": STRING,
+                    **TRADE_COUNTS,
+                    "win_rate": RATE,
+                    "lanes_created": INTEGER,
+                    "lanes_recovered": INTEGER,
+                    "lanes_exhausted": INTEGER,
+                },
+                closed=False,
+            ),
+        },
+        "daily": {
+            "type": "array",
+            "items": obj(
+                {
+                    "date": {"type": "string", "format": "date"},
+                    **TRADE_COUNTS,
+                    "lanes_created": INTEGER,
+                    "lanes_recovered": INTEGER,
+                    "lanes_exhausted": INTEGER,
+                },
+                closed=False,
+            ),
+        },
+    },
+    required=[
+        "lanes_created", "lanes_active", "lanes_recovered", "lanes_exhausted", "lanes_cancelled",
+        "recovery_rate", "avg_level", "max_level", "total_invested", "total_potential_payout", "trades",
+        "wins", "losses", "draws", "win_rate", "net_profit", "by_level", "by_symbol", "daily",
+    ],
+    closed=False,
+)
+
+CHECK = obj(
+    {
+        "status": {"type": "string", "enum": ["ok", "error", "unreachable"]},
+        "latency_ms": NUMBER,
+        "error": {"type": "string", "description": "the class of the error, when the check failed"},
+    },
+    required=["status"],
+    closed=False,
+)
+
+SCHEMAS: dict[str, Any] = {
+    "Money": {
+        "type": "string",
+        "pattern": r"^-?[0-9]+\.[0-9]{2}$",
+        "description": "A decimal amount as a string with two places",
+        "examples": ["1.50"],
+    },
+    "Error": obj(
+        {
+            "error": obj(
+                {
+                    "code": {"type": "string", "enum": ERROR_CODES},
+                    "message": STRING,
+                    "fields": {
+                        "type": "object",
+                        "additionalProperties": STRING,
+                        "description": "each field at fault and what is wrong with it",
+                    },
+                    "retry_after": {**INTEGER, "minimum": 1, "description": "seconds; with code busy"},
+                },
+                required=["code", "message"],
+            )
+        },
+        required=["error"],
+    ),
+    "TradeRequest": obj(
+        {
+            "account": text(NAME_RE, "the account's worker_name"),
+            "symbol": {**text(SYMBOL_RE), "maxLength": 50},
+            "trade_id": text(TRADE_ID_RE, "the client's id; generated when absent. Send one so retries are idempotent."),
+            "direction": nullable({"type": "string", "enum": list(Direction.values)}),
+            "expected_payout": nullable(money_input("0.01", "What a win would return, stake included.")),
+            "max_wait_seconds": {
+                **INTEGER,
+                "minimum": 0,
+                "maximum": 3600,
+                "default": 60,
+                "description": "how long the request may wait in the queue; 0 = refuse with 409 busy instead",
+            },
+        },
+        required=["account", "symbol"],
+    ),
+    "ResultRequest": obj(
+        {
+            "result": {"type": "string", "enum": ["win", "loss", "draw"]},
+            "payout": nullable(money_input("0.00", "What the broker returned; a win defaults to the expected payout.")),
+        },
+        required=["result"],
+    ),
+    "CancelRequest": obj({}, description="An empty body or {}"),
+    "CompleteRequest": obj({"status": {"type": "string", "enum": ["completed", "cancelled"], "default": "completed"}}),
+    "SettingsPatch": obj(SETTINGS_PROPERTIES, minProperties=1),
+    "Settings": obj({"account": STRING, **SETTINGS_PROPERTIES}, required=["account", *SETTINGS_PROPERTIES]),
+    "Trade": TRADE,
+    "TradeWithLane": {
+        "allOf": [ref("Trade"), {"type": "object", "properties": {"lane": nullable(ref("Lane"))}, "required": ["lane"]}]
+    },
+    "Lane": LANE,
+    "LaneEvent": obj(
+        {
+            "id": INTEGER,
+            "kind": {"type": "string", "enum": list(LaneEventKind.values)},
+            "trade_id": {"type": ["string", "null"]},
+            "actor": STRING,
+            "data": {"type": "object"},
+            "created_at": TIME,
+        },
+        required=["id", "kind", "trade_id", "actor", "data", "created_at"],
+        closed=False,
+    ),
+    "LaneDetail": {
+        "allOf": [
+            ref("Lane"),
+            {
+                "type": "object",
+                "properties": {
+                    "events": {"type": "array", "items": ref("LaneEvent")},
+                    "trades": {"type": "array", "items": ref("Trade")},
+                },
+                "required": ["events", "trades"],
+            },
+        ]
+    },
+    "LaneList": obj({"lanes": {"type": "array", "items": ref("Lane")}}, required=["lanes"]),
+    "Account": ACCOUNT,
+    "AccountStatus": obj(
+        {
+            "account": ref("Account"),
+            "settings": ref("Settings"),
+            "mode": {"type": "string", "enum": ["enhanced", "legacy"]},
+            "slots": {**INTEGER, "minimum": 1},
+            "free_slots": {**INTEGER, "minimum": 0},
+            "active_lanes": {"type": "array", "items": ref("Lane")},
+            "open_trades": {"type": "array", "items": ref("Trade")},
+            "queued_trades": {"type": "array", "items": ref("Trade")},
+            "lanes_created_today": INTEGER,
+            "net_profit_today": MONEY,
+            "lane_worst_case": MONEY,
+            "worst_case_exposure": MONEY,
+        },
+        required=["account", "settings", "slots", "active_lanes", "open_trades", "queued_trades"],
+        closed=False,
+    ),
+    "Status": obj(
+        {"generated_at": TIME, "accounts": {"type": "array", "items": ref("AccountStatus")}},
+        required=["accounts"],
+        closed=False,
+    ),
+    "Stats": STATS,
+    "Health": obj(
+        {"status": {"type": "string", "enum": ["ok", "error"]}, "database": CHECK, "broker": CHECK},
+        required=["status", "database", "broker"],
+        closed=False,
+    ),
+}
+
+
+# --- Operations ---------------------------------------------------------------------------------
+
+
+def error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def answer(description: str, schema: str, **headers) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def body(schema: str, *, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def path_param(name: str, pattern, description: str) -> dict:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description + " (a malformed value is a 400 naming the parameter)",
+        "schema": text(pattern),
+    }
+
+
+TRADE_ID = path_param("trade_id", TRADE_ID_RE, "The trade's id")
+LANE_ID = path_param("lane_id", TRADE_ID_RE, "The lane's lane_id")
+ACCOUNT_NAME = path_param("account", NAME_RE, "The account's worker_name")
+DAYS = {
+    "name": "days",
+    "in": "query",
+    "required": False,
+    "description": "the window in days of 24 hours",
+    "schema": {**INTEGER, "minimum": 1, "maximum": 365, "default": 7},
+}
+
+E400 = error("Invalid input: `fields` names each parameter or body field at fault")
+E401 = error("Missing, malformed, unknown or revoked token")
+E403 = error("The account is outside the token's scope")
+E404 = error("No such account, trade or lane")
+E409 = error("Refused by the contract's rules (conflict, busy, account_disabled)")
+BODY_ERRORS = {
+    "413": error("The body is larger than 64 KiB"),
+    "415": error("The body is not sent as application/json"),
+}
+
+
+def operation(op_id: str, summary: str, responses: dict, *, auth: bool = True, body_errors: bool = False, **extra) -> dict:
+    answers = dict(responses)
+    if auth:
+        answers.setdefault("401", E401)
+    if body_errors:
+        answers.update(BODY_ERRORS)
+    spec = {"operationId": op_id, "summary": summary, "responses": answers, **extra}
+    spec["security"] = [{"bearerAuth": []}] if auth else []
+    return spec
+
+
+PATHS = {
+    "/api/v1/trades": {
+        "post": operation(
+            "requestTrade",
+            "Ask for a stake: open a trade now, queue it, or refuse it",
+            {
+                "201": answer(
+                    "A new trade, open or queued", "Trade", Location={"schema": STRING, "description": "the trade's URL"}
+                ),
+                "200": answer("The same trade_id was already requested with the same fields", "Trade"),
+                "400": E400,
+                "403": E403,
+                "404": error("No such account"),
+                "409": error(
+                    "busy (no slot now and max_wait_seconds is 0; see retry_after and the Retry-After header), "
+                    "account_disabled, or conflict (the trade_id exists with other fields)"
+                ),
+            },
+            body_errors=True,
+            requestBody=body("TradeRequest"),
+        )
+    },
+    "/api/v1/trades/{trade_id}": {
+        "parameters": [TRADE_ID],
+        "get": operation(
+            "getTrade",
+            "Read one trade (serves the account's queue first)",
+            {"200": answer("The trade", "Trade"), "400": E400, "403": E403, "404": E404},
+        ),
+    },
+    "/api/v1/trades/{trade_id}/result": {
+        "parameters": [TRADE_ID],
+        "post": operation(
+            "reportResult",
+            "Report win, loss or draw; repeating the same result is harmless",
+            {
+                "200": answer("The settled trade, with the lane it moved (or null)", "TradeWithLane"),
+                "400": E400,
+                "403": E403,
+                "404": E404,
+                "409": error("The trade is settled with another result, or is queued, expired or cancelled"),
+            },
+            body_errors=True,
+            requestBody=body("ResultRequest"),
+        ),
+    },
+    "/api/v1/trades/{trade_id}/cancel": {
+        "parameters": [TRADE_ID],
+        "post": operation(
+            "cancelTrade",
+            "Cancel a queued or open trade; cancelling twice is harmless",
+            {
+                "200": answer("The cancelled trade", "Trade"),
+                "400": E400,
+                "403": E403,
+                "404": E404,
+                "409": error("The trade is already settled or expired"),
+            },
+            body_errors=True,
+            requestBody=body("CancelRequest", required=False),
+        ),
+    },
+    "/api/v1/lanes": {
+        "get": operation(
+            "listLanes",
+            "Lanes of the accounts in the token's scope: active ones oldest first, others newest first",
+            {"200": answer("The lanes", "LaneList"), "400": E400, "403": E403},
+            parameters=[
+                {"name": "account", "in": "query", "required": False, "schema": text(NAME_RE)},
+                {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(LaneStatus.values)}},
+            ],
+        )
+    },
+    "/api/v1/lanes/{lane_id}": {
+        "parameters": [LANE_ID],
+        "get": operation(
+            "getLane",
+            "One lane with its event timeline and its trades",
+            {"200": answer("The lane", "LaneDetail"), "400": E400, "403": E403, "404": E404},
+        ),
+    },
+    "/api/v1/lanes/{lane_id}/complete": {
+        "parameters": [LANE_ID],
+        "post": operation(
+            "completeLane",
+            "End an active lane by hand as completed (force_completed) or cancelled",
+            {
+                "200": answer("The finished lane", "Lane"),
+                "400": E400,
+                "403": E403,
+                "404": E404,
+                "409": error("The lane is already finished"),
+            },
+            body_errors=True,
+            requestBody=body("CompleteRequest", required=False),
+        ),
+    },
+    "/api/v1/accounts/{account}/settings": {
+        "parameters": [ACCOUNT_NAME],
+        "get": operation(
+            "getSettings",
+            "The account's six trading settings (the defaults when it has none stored)",
+            {"200": answer("The settings", "Settings"), "400": E400, "403": E403, "404": E404},
+        ),
+        "patch": operation(
+            "updateSettings",
+            "Change any of the six settings; all or nothing",
+            {"200": answer("The settings after the change", "Settings"), "400": E400, "403": E403, "404": E404},
+            body_errors=True,
+            requestBody=body("SettingsPatch"),
+        ),
+    },
+    "/api/v1/accounts/{account}/status": {
+        "parameters": [ACCOUNT_NAME],
+        "get": operation(
+            "getAccountStatus",
+            "The account with its settings, slots, active lanes, open and queued trades",
+            {"200": answer("The status", "AccountStatus"), "400": E400, "403": E403, "404": E404},
+        ),
+    },
+    "/api/v1/accounts/{account}/stats": {
+        "parameters": [ACCOUNT_NAME],
+        "get": operation(
+            "getAccountStats",
+            "Statistics of one account over the last `days` days",
+            {"200": answer("The statistics", "Stats"), "400": E400, "403": E403, "404": E404},
+            parameters=[DAYS],
+        ),
+    },
+    "/api/v1/stats": {
+        "get": operation(
+            "getStats",
+            "Statistics of every account in the token's scope over the last `days` days",
+            {"200": answer("The statistics", "Stats"), "400": E400},
+            parameters=[DAYS],
+        )
+    },
+    "/api/v1/status": {
+        "get": operation(
+            "getStatus",
+            "The status of every enabled account in the token's scope",
+            {"200": answer("The statuses", "Status"), "400": E400},
+        )
+    },
+    "/api/v1/health": {
+        "get": operation(
+            "health",
+            "Database and broker health; a broker outage is reported but is not a failure",
+            {"200": answer("The database answers", "Health"), "503": answer("The database does not answer", "Health")},
+            auth=False,
+        )
+    },
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": {"description": "The OpenAPI document", "content": {"application/json": {}}}},
+        }
+    },
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Martingale Lanes bot API",
+        "version": "1.0.0",
+        "description": (
+            "Trades, lanes, settings, status and statistics for trading bots. Money is a decimal "
+            "string with two places. Errors are {\"error\": {\"code\", \"message\", \"fields\"?}}. "
+            "Bodies are JSON objects sent as application/json, at most 64 KiB; unknown fields are refused."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearerAuth": []}],
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API token"}},
+        "schemas": SCHEMAS,
+    },
+}
