@@ -1,13 +1,15 @@
-# Martingale Lanes: `make run` starts everything on the embedded defaults; `make test` runs the suites.
+# Martingale Lanes: `make run` starts the app locally, `make test` runs both test suites, `make bench` the benchmarks.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv bench
+.PHONY: venv run test bench
 
+# The venv is (re)installed only when requirements.txt is newer than the stamp.
 venv: $(STAMP)
 
 $(STAMP): requirements.txt
+	bash scripts/apt-deps.sh build
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt

@@ -40,6 +40,13 @@ def manage(env, *args) -> str:
 
 
 def bot(port, token, account, seconds, results):
+    try:
+        results.put(_bot(port, token, account, seconds))
+    except BaseException as exc:  # the parent reports it instead of waiting forever
+        results.put(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+
+
+def _bot(port, token, account, seconds):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     rng = random.Random()
@@ -53,7 +60,7 @@ def bot(port, token, account, seconds, results):
         answer = conn.getresponse()
         trade = json.loads(answer.read())
         if answer.status != 201:
-            raise SystemExit(f"trade request answered {answer.status}: {trade}")
+            raise RuntimeError(f"trade request answered {answer.status}: {trade}")
         while trade["status"] == "queued":
             conn.request("GET", f"/api/v1/trades/{trade_id}", headers=headers)
             answer = conn.getresponse()
@@ -63,10 +70,10 @@ def bot(port, token, account, seconds, results):
         answer = conn.getresponse()
         answer.read()
         if answer.status != 200:
-            raise SystemExit(f"result answered {answer.status}")
+            raise RuntimeError(f"result answered {answer.status}: {answer.read()[:200]}")
         cycles += 1
         latencies.append(time.perf_counter() - started)
-    results.put((cycles, latencies))
+    return cycles, latencies
 
 
 def scenario(port, token, accounts, seconds):
@@ -77,6 +84,9 @@ def scenario(port, token, accounts, seconds):
     gathered = [queue.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join()
+    failures = [g for g in gathered if isinstance(g, Exception)]
+    if failures:
+        raise SystemExit(f"a bot failed: {failures[0]}")
     cycles = sum(c for c, _ in gathered)
     latencies = sorted(l for _, ls in gathered for l in ls)
     p50 = latencies[len(latencies) // 2] * 1000 if latencies else 0

@@ -34,6 +34,7 @@ from settings_app.validation import (
 
 from . import engine
 from .models import Account, ApiToken, Lane, LaneEvent, Trade
+from .statements import PreparedValues
 
 logger = logging.getLogger("lanes")
 
@@ -70,28 +71,6 @@ def today_start(now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _locked_accounts(now: datetime):
-    last_open = (
-        Trade.objects.filter(account=OuterRef("pk"), opened_at__isnull=False)
-        .order_by("-opened_at")
-        .values("opened_at")[:1]
-    )
-    lanes_today = (
-        Lane.objects.filter(account_name=OuterRef("worker_name"), created_at__gte=today_start(now))
-        .order_by()
-        .values("account_name")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    return (
-        Account.objects.select_for_update()
-        .annotate(
-            last_open=Subquery(last_open),
-            lanes_today=Coalesce(Subquery(lanes_today, output_field=IntegerField()), Value(0)),
-        )
-    )
-
-
 ACCOUNT_FIELDS = [f.attname for f in Account._meta.concrete_fields]
 SETTINGS_FIELDS = tuple(SETTINGS_DEFAULTS)
 TRADE_FIELDS = (
@@ -102,22 +81,29 @@ TRADE_FIELDS = (
 TRADE_COLUMNS = ("id", "lane_id", "requested_by", *TRADE_FIELDS)
 
 
-def _lock_and_load(
-    now: Optional[datetime], *, authorize: Authorize = None, trade_id: Optional[str] = None, **filters
-) -> tuple[Account, engine.Book, dict[str, Trade], datetime]:
-    """Lock one account row and load its book after the lock.
-
-    One statement locks the account and reads its settings and its queued and open trades
-    (plus ``trade_id``, whatever its state); a second reads its active lanes. Without a given
-    ``now`` the clock is read once the lock is held, so times follow the order of the changes.
-    """
-    wanted = Q(trades__status__in=LIVE_TRADE_STATES)
-    if trade_id is not None:
-        wanted |= Q(trades__trade_id=trade_id)
-    rows = list(
-        _locked_accounts(now or timezone.now())
-        .filter(**filters)
-        .annotate(live=FilteredRelation("trades", condition=wanted))
+def _account_with_live_trades(accounts: Q, live: Q, today: datetime):
+    """One locking statement: the account row, its settings, the day's lane count, the latest
+    opening, and its live trades (one row per trade, or one row with no trade)."""
+    last_open = (
+        Trade.objects.filter(account=OuterRef("pk"), opened_at__isnull=False)
+        .order_by("-opened_at")
+        .values("opened_at")[:1]
+    )
+    lanes_today = (
+        Lane.objects.filter(account_name=OuterRef("worker_name"), created_at__gte=today)
+        .order_by()
+        .values("account_name")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return (
+        Account.objects.select_for_update()
+        .filter(accounts)
+        .annotate(
+            last_open=Subquery(last_open),
+            lanes_today=Coalesce(Subquery(lanes_today, output_field=IntegerField()), Value(0)),
+            live=FilteredRelation("trades", condition=live),
+        )
         .values(
             *ACCOUNT_FIELDS,
             "last_open",
@@ -128,9 +114,46 @@ def _lock_and_load(
             "live__lane__lane_id",
         )
     )
+
+
+LIVE = Q(trades__status__in=LIVE_TRADE_STATES)
+LOCK_BY_NAME = PreparedValues(
+    lambda name, today: _account_with_live_trades(Q(worker_name=name), LIVE, today), texts=("name",), times=("today",)
+)
+LOCK_BY_NAME_WITH_TRADE = PreparedValues(
+    lambda name, trade_id, today: _account_with_live_trades(Q(worker_name=name), LIVE | Q(trades__trade_id=trade_id), today),
+    texts=("name", "trade_id"),
+    times=("today",),
+)
+# A subquery, not a join: the trade row must not be locked before its account row.
+LOCK_BY_TRADE = PreparedValues(
+    lambda trade_id, today: _account_with_live_trades(
+        Q(pk__in=Trade.objects.filter(trade_id=trade_id).values("account_id")), LIVE | Q(trades__trade_id=trade_id), today
+    ),
+    texts=("trade_id",),
+    times=("today",),
+)
+
+
+def _lock_and_load(
+    now: Optional[datetime], *, account_name: Optional[str] = None, trade_id: Optional[str] = None,
+    authorize: Authorize = None,
+) -> tuple[Account, engine.Book, dict[str, Trade], datetime]:
+    """Lock one account row, by its name or by one of its trades, and load its book after the lock.
+
+    One statement locks the account and reads its settings and its queued and open trades
+    (plus ``trade_id``, whatever its state); a second reads its active lanes. Without a given
+    ``now`` the clock is read once the lock is held, so times follow the order of the changes.
+    """
+    today = today_start(now or timezone.now())
+    if account_name is None:
+        rows = LOCK_BY_TRADE.run(trade_id=trade_id, today=today)
+    elif trade_id is None:
+        rows = LOCK_BY_NAME.run(name=account_name, today=today)
+    else:
+        rows = LOCK_BY_NAME_WITH_TRADE.run(name=account_name, trade_id=trade_id, today=today)
     if not rows:
-        what = filters.get("worker_name")
-        raise NotFound(f"account {what} not found" if what else f"trade {trade_id} not found")
+        raise NotFound(f"account {account_name} not found" if account_name else f"trade {trade_id} not found")
     now = now or timezone.now()
     first = rows[0]
     account = Account(**{name: first[name] for name in ACCOUNT_FIELDS})
@@ -324,7 +347,7 @@ def trade_open(
     try:
         with transaction.atomic():
             account, book, rows, now = _lock_and_load(
-                now, authorize=authorize, trade_id=request.trade_id, worker_name=account_name
+                now, account_name=account_name, trade_id=request.trade_id, authorize=authorize
             )
             existing = rows.get(request.trade_id)
             if existing is not None:
@@ -346,9 +369,7 @@ def trade_open(
 
 def _with_trade(trade_id: str, actor: str, authorize: Authorize, now: Optional[datetime], operation, what: str):
     with transaction.atomic():
-        # A subquery, not a join: the trade row must not be locked before its account row.
-        owner = Trade.objects.filter(trade_id=trade_id).values("account_id")
-        account, book, rows, now = _lock_and_load(now, authorize=authorize, trade_id=trade_id, pk__in=owner)
+        account, book, rows, now = _lock_and_load(now, trade_id=trade_id, authorize=authorize)
         book, changed = _decide(book, lambda b: operation(b, now), what)
         lane_rows = _save(book, account, rows, now, actor)
         return _outcome(book, rows, lane_rows, trade_id, changed=bool(changed))
@@ -393,7 +414,7 @@ def trade_refresh(*, trade_id: str, actor: str, authorize: Authorize = None, now
 def queue_serve(*, account_name: str, actor: str = "system", now: Optional[datetime] = None) -> int:
     """Serve one account's queue (expire, open); returns how many trades changed state."""
     with transaction.atomic():
-        account, book, rows, now = _lock_and_load(now, worker_name=account_name)
+        account, book, rows, now = _lock_and_load(now, account_name=account_name)
         book, _ = _decide(book, lambda b: engine.serve_queue(b, now), "serving the queue")
         _save(book, account, rows, now, actor)
         return len(book.dirty_trades)
@@ -412,7 +433,7 @@ def lane_force_complete(
     if lane_row is None:
         raise NotFound(f"lane {lane_id} not found")
     with transaction.atomic():
-        account, book, rows, now = _lock_and_load(now, authorize=authorize, worker_name=lane_row.account_name)
+        account, book, rows, now = _lock_and_load(now, account_name=lane_row.account_name, authorize=authorize)
         engine.complete_lane(book, lane_id, status, now)
         return _save(book, account, rows, now, actor)[lane_id]
 
@@ -422,7 +443,7 @@ def account_reset(*, account_name: str, status: str = "completed", actor: str, n
     if status not in (engine.COMPLETED, engine.CANCELLED):
         raise ConfigError({"status": "must be completed or cancelled"})
     with transaction.atomic():
-        account, book, rows, now = _lock_and_load(now, worker_name=account_name)
+        account, book, rows, now = _lock_and_load(now, account_name=account_name)
         for lane in book.active_lanes():
             engine.complete_lane(book, lane.lane_id, status, now)
         return list(_save(book, account, rows, now, actor).values())

@@ -1,57 +1,127 @@
 #!/usr/bin/env bash
-# What `make run` runs: migrates, makes a demo account, a login and a bot token (once), then starts
-# the web server, a Celery worker and Celery beat, and stops all three on Ctrl-C.
+# What `make run` runs: migrates, makes (once) a demo account, an admin login and a bot token, then runs
+# the web server, a Celery worker and Celery beat in the background until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export DEBUG=${DEBUG:-true}
-HOST=${HOST:-127.0.0.1}
-PORT=${PORT:-8000}
-mkdir -p .run
 py=.venv/bin/python
+mkdir -p .run
 
-$py manage.py migrate --noinput -v0
-if ! $py manage.py martingale account add demo --base-amount 1.00 --multiplier 1.5 --balance 1000 >/dev/null 2>.run/account.err; then
-  grep -q "already exists" .run/account.err || { cat .run/account.err >&2; exit 1; }
+# dotenv KEY: KEY's value in .env, if any (the app reads .env itself; run.sh needs DEBUG, HOST, PORT).
+dotenv() {
+  [ -f .env ] || return 0
+  sed -n "s/^[[:space:]]*\(export[[:space:]]\{1,\}\)\{0,1\}$1[[:space:]]*=[[:space:]]*//p" .env | tail -n 1 \
+    | sed "s/^\"\(.*\)\"$/\1/; s/^'\(.*\)'$/\1/"
+}
+DEBUG=${DEBUG:-$(dotenv DEBUG)}
+export DEBUG=${DEBUG:-true}
+HOST=${HOST:-$(dotenv HOST)}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-$(dotenv PORT)}
+PORT=${PORT:-8000}
+case "${DEBUG,,}" in true|on|ok|y|yes|1) debug=1 ;; *) debug="" ;; esac  # django-environ's true values
+
+# Without DEBUG the settings demand a SECRET_KEY: make one once and keep it in .run/.
+if [ -z "$debug" ] && [ -z "${SECRET_KEY:-$(dotenv SECRET_KEY)}" ]; then
+  [ -s .run/secret_key.txt ] || (umask 077; $py -c 'import secrets; print(secrets.token_urlsafe(50))' >.run/secret_key.txt)
+  SECRET_KEY=$(cat .run/secret_key.txt)
+  export SECRET_KEY
 fi
 
-if [ ! -s .run/login.txt ]; then
-  password=$($py -c 'import secrets; print(secrets.token_urlsafe(12))')
-  if $py manage.py shell -c 'from django.contrib.auth.models import User; import sys; sys.exit(0 if User.objects.filter(username="admin").exists() else 1)'; then
-    DJANGO_SUPERUSER_PASSWORD=$password $py manage.py shell -c \
-      'import os; from django.contrib.auth.models import User; u = User.objects.get(username="admin"); u.set_password(os.environ["DJANGO_SUPERUSER_PASSWORD"]); u.save()'
-  else
-    DJANGO_SUPERUSER_PASSWORD=$password $py manage.py createsuperuser --noinput --username admin --email admin@example.com
-  fi
-  echo "$password" >.run/login.txt
+# django_says CODE: the last line CODE prints, run with Django set up.
+django_says() { $py manage.py shell -v 0 -c "$1" | tail -n 1; }
+
+$py manage.py migrate --noinput
+# kombu's filesystem transport (the default broker) needs its folders to exist.
+$py manage.py shell -v 0 -c '
+import os
+from django.conf import settings
+if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+    os.makedirs(settings.CELERY_BROKER_FOLDER, exist_ok=True)
+    os.makedirs(settings.CELERY_BROKER_FOLDER + "-processed", exist_ok=True)'
+
+# The demo account; on later runs this fails because it already exists, which is fine.
+$py manage.py martingale account add demo --base-amount 1.00 --multiplier 1.5 --balance 1000 2>&1 || true
+
+state=$(django_says '
+from django.contrib.auth import get_user_model
+from lanes.models import ApiToken
+print(get_user_model().objects.filter(username="admin").exists(), ApiToken.objects.filter(name="demo-bot").exists())')
+read -r admin_exists token_exists <<<"$state"
+
+# The admin login: the password is made once and kept in .run/login.txt.
+if [ "$admin_exists" = True ]; then
+  [ -s .run/login.txt ] || echo "Note: user admin already exists and .run/login.txt is missing; set a password with: $py manage.py changepassword admin"
+else
+  [ -s .run/login.txt ] || (umask 077; $py -c 'import secrets; print(secrets.token_urlsafe(12))' >.run/login.txt)
+  DJANGO_SUPERUSER_PASSWORD=$(cat .run/login.txt) \
+    $py manage.py createsuperuser --noinput --username admin --email admin@example.com
 fi
-if [ ! -s .run/token.txt ]; then
-  $py manage.py martingale token create "demo-bot-$(date +%s)" --account demo | tail -n 1 >.run/token.txt
+password=$(cat .run/login.txt 2>/dev/null || echo "(unknown, see the note above)")
+
+# The bot token: shown once by `token create` (its last line), so it is kept in .run/token.txt.
+if [ "$token_exists" = False ]; then
+  rm -f .run/token.txt  # a token saved for a database that has since been reset
+  created=$($py manage.py martingale token create demo-bot --account demo)
+  echo "$created"
+  (umask 077; tail -n 1 <<<"$created" >.run/token.txt)
+elif [ ! -s .run/token.txt ]; then
+  echo "Note: token demo-bot exists but .run/token.txt is missing; make another with: $py manage.py martingale token create NAME --account demo"
 fi
+token=$(cat .run/token.txt 2>/dev/null || echo "(unknown, see the note above)")
 
 pids=()
-stop() { trap - INT TERM EXIT; for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap stop INT TERM EXIT
+stop() {
+  trap - EXIT INT TERM
+  [ ${#pids[@]} -eq 0 ] || kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait || true
+}
+trap stop EXIT
+trap 'exit 130' INT TERM  # leave through the EXIT trap
 
-if [ "$DEBUG" = "true" ]; then
-  $py manage.py runserver "$HOST:$PORT" --noreload >.run/web.log 2>&1 &
+# The children ignore Ctrl-C (background jobs of a script do), so they stop only through the trap.
+if [ -n "$debug" ]; then
+  # gunicorn does not serve static files; runserver does when DEBUG is on.
+  $py manage.py runserver "$HOST:$PORT" --noreload >>.run/web.log 2>&1 &
 else
-  $py -m gunicorn martingale_project.wsgi -b "$HOST:$PORT" --workers 2 \
-    --access-logfile .run/web.log --error-logfile .run/web.log &
+  .venv/bin/gunicorn martingale_project.wsgi -b "$HOST:$PORT" --workers 2 \
+    --access-logfile .run/web.log --error-logfile .run/web.log >>.run/web.log 2>&1 &
 fi
 pids+=($!)
-.venv/bin/celery -A martingale_project worker -l info --concurrency 2 --logfile .run/worker.log >/dev/null 2>&1 &
+.venv/bin/celery -A martingale_project worker -l info --logfile .run/worker.log >>.run/worker.log 2>&1 &
 pids+=($!)
-.venv/bin/celery -A martingale_project beat -l info --schedule .run/celerybeat-schedule --logfile .run/beat.log >/dev/null 2>&1 &
+.venv/bin/celery -A martingale_project beat -l info --logfile .run/beat.log \
+  --schedule .run/celerybeat-schedule >>.run/beat.log 2>&1 &
 pids+=($!)
 
+# Wait (up to ~20 s) until the web server accepts connections, so the URL below works.
+$py - "$HOST" "$PORT" <<'PY' || echo "Warning: the web server does not answer yet; see .run/web.log"
+import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection((sys.argv[1].strip("[]"), int(sys.argv[2])), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    sys.exit(1)
+PY
+
+url_host=$HOST
+[ "$url_host" = 0.0.0.0 ] && url_host=127.0.0.1
 cat <<INFO
 
-Martingale Lanes is running.
-  URL:      http://$HOST:$PORT/   (API: http://$HOST:$PORT/api/v1/, admin: http://$HOST:$PORT/admin/)
-  Login:    admin / $(cat .run/login.txt)
+Martingale Lanes is running (DEBUG=$DEBUG).
+  URL:      http://$url_host:$PORT/   (API: http://$url_host:$PORT/api/v1/, admin: http://$url_host:$PORT/admin/)
+  Login:    admin / $password   (saved in .run/login.txt)
   Account:  demo
-  Token:    $(cat .run/token.txt)
-  Logs:     .run/web.log (web), .run/worker.log (Celery worker), .run/beat.log (Celery beat)
+  Token:    $token   (bot token for account demo, saved in .run/token.txt)
+  Logs:     web server .run/web.log, Celery worker .run/worker.log, Celery beat .run/beat.log
+  PIDs:     web ${pids[0]}, worker ${pids[1]}, beat ${pids[2]}
 Press Ctrl-C to stop all three.
 INFO
-wait -n "${pids[@]}" || true
+
+# Run until Ctrl-C, or until one of the three exits (then the trap stops the other two).
+status=0
+wait -n "${pids[@]}" || status=$?
+echo "A process exited (status $status); stopping the others. See the logs in .run/." >&2
+exit "$status"
