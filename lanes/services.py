@@ -171,17 +171,7 @@ def _lock_and_load(
             trades[trade.trade_id] = trade
     lanes = Lane.objects.filter(account_name=account.worker_name, status=engine.ACTIVE)
     book = engine.Book(
-        account=engine.Account(
-            name=account.worker_name,
-            base_amount=account.base_amount,
-            multiplier=account.martingale_multiplier,
-            max_level=account.martingale_max_level,
-            payout_rate=account.payout_rate,
-            enabled=account.enabled,
-            martingale_enabled=account.martingale_enabled,
-            enhanced=account.enhanced_martingale_enabled,
-            legacy_losses=account.legacy_consecutive_losses,
-        ),
+        account=engine_account(account),
         settings=settings,
         lanes={lane.lane_id: _engine_lane(lane) for lane in lanes},
         trades={t.trade_id: _engine_trade(t) for t in trades.values()},
@@ -189,6 +179,21 @@ def _lock_and_load(
         lanes_created_today=first["lanes_today"],
     )
     return account, book, trades, now
+
+
+def engine_account(account: Account) -> engine.Account:
+    """The engine's view of an account row."""
+    return engine.Account(
+        name=account.worker_name,
+        base_amount=account.base_amount,
+        multiplier=account.martingale_multiplier,
+        max_level=account.martingale_max_level,
+        payout_rate=account.payout_rate,
+        enabled=account.enabled,
+        martingale_enabled=account.martingale_enabled,
+        enhanced=account.enhanced_martingale_enabled,
+        legacy_losses=account.legacy_consecutive_losses,
+    )
 
 
 def _engine_lane(lane: Lane) -> engine.Lane:
