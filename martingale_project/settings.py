@@ -124,9 +124,41 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
-    CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+# Behind HTTPS (a TLS-terminating proxy that sets X-Forwarded-Proto), SECURE_HTTPS=true turns on
+# the HTTPS redirect, secure cookies and HSTS that `manage.py check --deploy` asks for.
+SECURE_HTTPS = env.bool("SECURE_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=SECURE_HTTPS)
+if SECURE_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
+    # Site decisions, so off unless asked for (check --deploy names them until then).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 # Conditional unique constraints are skipped on MySQL/MariaDB (see lanes.models.Trade).
 SILENCED_SYSTEM_CHECKS = ["models.W036"]
+
+# Celery beat and worker (lanes/tasks.py). A run that waited longer than its expiry (the worker was
+# down) is dropped rather than replayed: the next one is due anyway.
+MARTINGALE_QUEUE_UPKEEP_SECONDS = env.float("MARTINGALE_QUEUE_UPKEEP_SECONDS", default=5)
+CELERY_BEAT_SCHEDULE = {
+    "martingale-status-log": {
+        "task": "lanes.tasks.log_status",
+        "schedule": MARTINGALE_STATUS_INTERVAL_SECONDS,
+        "options": {"expires": max(MARTINGALE_STATUS_INTERVAL_SECONDS, 30)},
+    },
+    "martingale-queue-upkeep": {
+        "task": "lanes.tasks.serve_queues",
+        "schedule": MARTINGALE_QUEUE_UPKEEP_SECONDS,
+        "options": {"expires": max(MARTINGALE_QUEUE_UPKEEP_SECONDS, 30)},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".run" / "celerybeat-schedule")  # `--schedule` overrides
+# After a broker restart the worker and beat reconnect, retrying for ever (the default stops at 100).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True  # tasks are short; Celery 6's default
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The filesystem transport keeps its exchange tables in ./control unless told otherwise.
+    CELERY_BROKER_TRANSPORT_OPTIONS["control_folder"] = CELERY_BROKER_FOLDER + "-control"
