@@ -1,16 +1,20 @@
-"""Health checks of what the lane engine depends on: the database and the Celery broker.
+"""Health checks of what the lane engine depends on (the database and the Celery broker) and of
+what it watches (stuck lanes, overdue trades).
 
-Used by GET /api/v1/health; each check answers a dict and never raises.
+Used by GET /api/v1/health and the status log; each check answers a dict and never raises.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from datetime import datetime
+from typing import Any, Optional
 
 from django.conf import settings
 from django.db import connection
 from kombu import Connection
+
+from . import selectors
 
 logger = logging.getLogger("lanes")
 
@@ -49,8 +53,25 @@ def broker_health() -> dict[str, Any]:
     return {"status": "ok", "latency_ms": _ms_since(start)}
 
 
-def health() -> tuple[dict[str, Any], bool]:
-    """(the health document, whether the service can work); a broker outage does not stop trading."""
+def alarms_health(*, now: Optional[datetime] = None, database_ok: bool = True) -> dict[str, Any]:
+    """How many lanes are stuck and trades overdue, with the thresholds; the counts are None
+    when the database cannot be read."""
+    stuck = {"count": None, "after_hours": settings.MARTINGALE_STUCK_LANE_HOURS}
+    overdue = {"count": None, "after_seconds": settings.MARTINGALE_TRADE_TIMEOUT_SECONDS}
+    if database_ok:
+        try:
+            counts = selectors.health_counts(now=now)
+        except Exception as exc:
+            logger.warning("health: cannot count stuck lanes and overdue trades: %s", exc)
+        else:
+            stuck["count"], overdue["count"] = counts["stuck_lanes"], counts["overdue_trades"]
+    return {"stuck_lanes": stuck, "overdue_trades": overdue}
+
+
+def health(*, now: Optional[datetime] = None) -> tuple[dict[str, Any], bool]:
+    """(the health document, whether the service can work); a broker outage, stuck lanes and
+    overdue trades are reported but do not stop trading."""
     database = database_health()
     healthy = database["status"] == "ok"
-    return {"status": "ok" if healthy else "error", "database": database, "broker": broker_health()}, healthy
+    document = {"status": "ok" if healthy else "error", "database": database, "broker": broker_health()}
+    return {**document, **alarms_health(now=now, database_ok=healthy)}, healthy

@@ -77,7 +77,7 @@ class Lane(models.Model):
     )
     trade_ids = JSONListTextField(default=list)
     created_at = models.DateTimeField(default=timezone.now, db_default=Now())
-    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    updated_at = models.DateTimeField(default=timezone.now, db_default=Now())  # set by the services, from their `now`
     completed_at = models.DateTimeField(null=True, blank=True)
     # The project's columns.
     outcome = models.CharField(max_length=20, choices=LaneOutcome.choices, null=True, blank=True)

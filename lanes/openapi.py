@@ -353,8 +353,20 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Stats": STATS,
     "Health": obj(
-        {"status": {"type": "string", "enum": ["ok", "error"]}, "database": CHECK, "broker": CHECK},
-        required=["status", "database", "broker"],
+        {
+            "status": {"type": "string", "enum": ["ok", "error"]},
+            "database": CHECK,
+            "broker": CHECK,
+            "stuck_lanes": obj(
+                {"count": {"type": ["integer", "null"]}, "after_hours": {"type": "number"}},
+                description="Active lanes unchanged for MARTINGALE_STUCK_LANE_HOURS (count null without a database)",
+            ),
+            "overdue_trades": obj(
+                {"count": {"type": ["integer", "null"]}, "after_seconds": {"type": "integer"}},
+                description="Trades open longer than MARTINGALE_TRADE_TIMEOUT_SECONDS (count null without a database)",
+            ),
+        },
+        required=["status", "database", "broker", "stuck_lanes", "overdue_trades"],
         closed=False,
     ),
 }

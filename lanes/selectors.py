@@ -8,10 +8,13 @@ Python, totals are aggregate queries. JSON-ready results use ``lanes.serializers
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Optional
 
+from django.conf import settings as django_settings
+from django.core.paginator import Paginator
 from django.db.models import Avg, Count, DecimalField, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -429,3 +432,293 @@ def _daily(lanes: QuerySet, trades: QuerySet, since: datetime, now: datetime) ->
             }
         )
     return rows
+
+
+# --- Dashboard ----------------------------------------------------------------------------------
+
+OVERVIEW_PAGE_SIZE = 50
+ACCOUNT_PAGE_LIMIT = 200  # active lanes and live trades listed on one account's page
+RECENT_LANES_LIMIT = 50
+
+
+def stuck_before(now: datetime) -> datetime:
+    """Active lanes last changed before this time are stuck (MARTINGALE_STUCK_LANE_HOURS)."""
+    return now - timedelta(hours=django_settings.MARTINGALE_STUCK_LANE_HOURS)
+
+
+@dataclass
+class AccountOverview:
+    """One account's line on the dashboard overview."""
+
+    account: Account
+    settings: dict[str, Any]
+    active_lanes: int = 0
+    lanes_at_last_level: int = 0
+    stuck_lanes: int = 0
+    invested: Decimal = engine.ZERO
+    open_trades: int = 0
+    queued_trades: int = 0
+    lanes_created_today: int = 0
+    net_profit_today: Decimal = engine.ZERO
+    worst_case: Decimal = engine.ZERO
+
+    @property
+    def slots(self) -> int:
+        return self.settings["max_concurrent_lanes"] if self.settings["concurrent_trading_enabled"] else 1
+
+    @property
+    def emergency_stop(self) -> bool:
+        return not self.settings["auto_create_lanes"]
+
+    @property
+    def daily_limit_reached(self) -> bool:
+        return self.lanes_created_today >= self.settings["max_daily_lanes"]
+
+    @property
+    def exceeds_balance(self) -> bool:
+        return self.worst_case > self.account.balance
+
+    @property
+    def warnings(self) -> list[str]:
+        found = []
+        if self.lanes_at_last_level:
+            found.append(f"{self.lanes_at_last_level} lane(s) at the last level")
+        if self.stuck_lanes:
+            found.append(f"{self.stuck_lanes} stuck lane(s)")
+        if self.daily_limit_reached:
+            found.append("daily lane limit reached")
+        if self.exceeds_balance:
+            found.append("worst case exceeds balance")
+        return found
+
+
+def _account_worst_case(account: Account, settings: dict[str, Any]) -> Decimal:
+    return worst_case_exposure(
+        base=account.base_amount,
+        multiplier=account.martingale_multiplier,
+        max_level=account.martingale_max_level,
+        max_concurrent_lanes=settings["max_concurrent_lanes"],
+        slots=settings["max_concurrent_lanes"] if settings["concurrent_trading_enabled"] else 1,
+        enhanced=account.enhanced_martingale_enabled,
+        martingale=account.martingale_enabled,
+    )
+
+
+def account_overviews(*, accounts: list[Account], now: datetime) -> list[AccountOverview]:
+    """Counts and warnings of the given accounts, in four grouped queries for any number of them."""
+    names = [account.worker_name for account in accounts]
+    ids = [account.pk for account in accounts]
+    day_start = today_start(now)
+    day_end = day_start + timedelta(days=1)
+    lanes = {
+        row["account_name"]: row
+        for row in Lane.objects.filter(account_name__in=names, status=LaneStatus.ACTIVE)
+        .order_by()
+        .values("account_name")
+        .annotate(
+            n=Count("id"),
+            last_level=Count("id", filter=Q(current_level__gte=F("max_level"))),
+            stuck=Count("id", filter=Q(updated_at__lt=stuck_before(now))),
+            invested=Sum("total_invested", output_field=TOTAL),
+        )
+    }
+    live: dict[tuple[int, str], int] = {
+        (row["account_id"], row["status"]): row["n"]
+        for row in Trade.objects.filter(account_id__in=ids, status__in=(TradeStatus.QUEUED, TradeStatus.OPEN))
+        .order_by()
+        .values("account_id", "status")
+        .annotate(n=Count("id"))
+    }
+    created_today = dict(
+        Lane.objects.filter(account_name__in=names, created_at__gte=day_start, created_at__lt=day_end)
+        .order_by()
+        .values("account_name")
+        .annotate(n=Count("id"))
+        .values_list("account_name", "n")
+    )
+    profit_today = dict(
+        Trade.objects.filter(account_id__in=ids, status__in=SETTLED_STATES, settled_at__gte=day_start, settled_at__lt=day_end)
+        .order_by()
+        .values("account_id")
+        .annotate(total=Sum("profit", output_field=TOTAL))
+        .values_list("account_id", "total")
+    )
+    rows = []
+    for account in accounts:
+        settings = settings_json(account.worker_name, account.trading_settings)
+        lane_row = lanes.get(account.worker_name, {})
+        rows.append(
+            AccountOverview(
+                account=account,
+                settings=settings,
+                active_lanes=lane_row.get("n", 0),
+                lanes_at_last_level=lane_row.get("last_level", 0),
+                stuck_lanes=lane_row.get("stuck", 0),
+                invested=engine.round2(lane_row.get("invested") or engine.ZERO),
+                open_trades=live.get((account.pk, TradeStatus.OPEN), 0),
+                queued_trades=live.get((account.pk, TradeStatus.QUEUED), 0),
+                lanes_created_today=created_today.get(account.worker_name, 0),
+                net_profit_today=engine.round2(profit_today.get(account.pk) or engine.ZERO),
+                worst_case=_account_worst_case(account, settings),
+            )
+        )
+    return rows
+
+
+def overview_get(*, page: int = 1, search: str = "", per_page: int = OVERVIEW_PAGE_SIZE, now: datetime | None = None) -> dict:
+    """The dashboard overview: one page of accounts (by name) with their counts and warnings,
+    and totals over every account. A fixed number of queries whatever the number of rows."""
+    now = now or timezone.now()
+    accounts = _accounts().order_by("worker_name")
+    if search:
+        accounts = accounts.filter(worker_name__icontains=search)
+    paginator = Paginator(accounts, per_page)
+    page_obj = paginator.get_page(page)
+    lane_totals = Lane.objects.filter(status=LaneStatus.ACTIVE).order_by().aggregate(
+        active=Count("id"),
+        last_level=Count("id", filter=Q(current_level__gte=F("max_level"))),
+        stuck=Count("id", filter=Q(updated_at__lt=stuck_before(now))),
+    )
+    trade_totals = Trade.objects.filter(status__in=(TradeStatus.QUEUED, TradeStatus.OPEN)).order_by().aggregate(
+        open=Count("id", filter=Q(status=TradeStatus.OPEN)),
+        queued=Count("id", filter=Q(status=TradeStatus.QUEUED)),
+    )
+    return {
+        "generated_at": now,
+        "page": page_obj,
+        "rows": account_overviews(accounts=list(page_obj.object_list), now=now),
+        "totals": {"accounts": paginator.count, **lane_totals, **trade_totals},
+    }
+
+
+def account_page_get(*, account_name: str, now: datetime | None = None) -> dict:
+    """One account for its dashboard page: the overview line, its active lanes (with
+    ``open_trade_id``), its latest finished lanes, and its open and queued trades."""
+    now = now or timezone.now()
+    account = account_get(account_name=account_name)
+    overview = account_overviews(accounts=[account], now=now)[0]
+    active = list(
+        _with_open_trade(Lane.objects.filter(account_name=account_name, status=LaneStatus.ACTIVE)).order_by("created_at", "id")[
+            : ACCOUNT_PAGE_LIMIT + 1
+        ]
+    )
+    cutoff = stuck_before(now)
+    for lane in active:
+        lane.stuck = lane.updated_at < cutoff
+    finished = list(
+        Lane.objects.filter(account_name=account_name)
+        .exclude(status=LaneStatus.ACTIVE)
+        .order_by("-completed_at", "-id")[:RECENT_LANES_LIMIT]
+    )
+    live = list(
+        Trade.objects.filter(account=account, status__in=(TradeStatus.QUEUED, TradeStatus.OPEN))
+        .annotate(lane_code=F("lane__lane_id"))
+        .order_by("requested_at", "id")[: 2 * ACCOUNT_PAGE_LIMIT + 1]
+    )
+    open_trades = [trade for trade in live if trade.status == TradeStatus.OPEN]
+    queued = [trade for trade in live if trade.status == TradeStatus.QUEUED]
+    for position, trade in enumerate(queued, start=1):
+        trade.queue_position = position
+    return {
+        "account": account,
+        "overview": overview,
+        "settings": overview.settings,
+        "active_lanes": active[:ACCOUNT_PAGE_LIMIT],
+        "more_active_lanes": len(active) > ACCOUNT_PAGE_LIMIT,
+        "finished_lanes": finished,
+        "open_trades": open_trades[:ACCOUNT_PAGE_LIMIT],
+        "queued_trades": queued[:ACCOUNT_PAGE_LIMIT],
+        "more_trades": len(live) > 2 * ACCOUNT_PAGE_LIMIT,
+        "generated_at": now,
+    }
+
+
+def account_names_get() -> list[str]:
+    return list(Account.objects.order_by("worker_name").values_list("worker_name", flat=True))
+
+
+TRADE_EXPORT_COLUMNS = (
+    "trade_id", "account__worker_name", "symbol", "direction", "status", "kind", "lane__lane_id", "level",
+    "amount", "expected_payout", "payout", "profit", "requested_at", "opened_at", "settled_at", "expires_at",
+    "requested_by",
+)
+EVENT_EXPORT_COLUMNS = ("id", "created_at", "account_name", "lane__lane_id", "kind", "trade_id", "actor", "data")
+
+
+def trades_export(*, days: int, account: str | None = None, now: datetime | None = None):
+    """The trades requested in the last ``days`` × 24 hours as tuples, in the order they were
+    recorded, fetched in batches (for a streaming CSV)."""
+    days = _clean_days(days)
+    now = now or timezone.now()
+    trades = Trade.objects.filter(requested_at__gte=now - timedelta(days=days), requested_at__lte=now)
+    if account is not None:
+        trades = trades.filter(account__worker_name=account)
+    return trades.order_by("id").values_list(*TRADE_EXPORT_COLUMNS).iterator(chunk_size=2000)
+
+
+def events_export(*, days: int, account: str | None = None, now: datetime | None = None):
+    """The lane events written in the last ``days`` × 24 hours as tuples, oldest first."""
+    days = _clean_days(days)
+    now = now or timezone.now()
+    events = LaneEvent.objects.filter(created_at__gte=now - timedelta(days=days), created_at__lte=now)
+    if account is not None:
+        events = events.filter(account_name=account)
+    return events.order_by("created_at", "id").values_list(*EVENT_EXPORT_COLUMNS).iterator(chunk_size=2000)
+
+
+# --- Background checks: stuck lanes, overdue trades, queues ---------------------------------------
+
+
+def overdue_before(now: datetime) -> datetime:
+    """Trades opened before this time and still open are overdue (MARTINGALE_TRADE_TIMEOUT_SECONDS)."""
+    return now - timedelta(seconds=django_settings.MARTINGALE_TRADE_TIMEOUT_SECONDS)
+
+
+def _stuck_lanes(now: datetime) -> QuerySet:
+    return Lane.objects.filter(status=LaneStatus.ACTIVE, updated_at__lt=stuck_before(now))
+
+
+def _overdue_trades(now: datetime) -> QuerySet:
+    return Trade.objects.filter(status=TradeStatus.OPEN, opened_at__lt=overdue_before(now))
+
+
+def stuck_lanes(*, now: datetime | None = None, limit: int = 100) -> list[Lane]:
+    """Active lanes with no change (``updated_at``) for MARTINGALE_STUCK_LANE_HOURS, longest idle
+    first, each with ``open_trade_id``."""
+    lanes = _with_open_trade(_stuck_lanes(now or timezone.now())).order_by("updated_at", "id")
+    return list(lanes[: max(0, limit)])
+
+
+def overdue_trades(*, now: datetime | None = None, limit: int = 100) -> list[Trade]:
+    """Trades open for longer than MARTINGALE_TRADE_TIMEOUT_SECONDS, oldest first, each with
+    ``lane_code`` and ``account_name``."""
+    trades = (
+        _overdue_trades(now or timezone.now())
+        .annotate(lane_code=F("lane__lane_id"), account_name=F("account__worker_name"))
+        .order_by("opened_at", "id")
+    )
+    return list(trades[: max(0, limit)])
+
+
+def health_counts(*, now: datetime | None = None) -> dict[str, int]:
+    """How many lanes are stuck and how many trades are overdue now."""
+    now = now or timezone.now()
+    return {"stuck_lanes": _stuck_lanes(now).count(), "overdue_trades": _overdue_trades(now).count()}
+
+
+def queued_account_names() -> list[str]:
+    """Every account with a queued trade, in one query; disabled ones too, as their queues still expire."""
+    accounts = Account.objects.filter(trades__status=TradeStatus.QUEUED).order_by("worker_name")
+    return list(accounts.values_list("worker_name", flat=True).distinct())
+
+
+def lane_trades_with_base(*, lane: Lane) -> list[Trade]:
+    """The lane's trades preceded by the base trade whose loss created it (first in trade_ids),
+    each with ``lane_code``."""
+    wanted = Q(lane=lane)
+    if lane.trade_ids:
+        wanted |= Q(trade_id=lane.trade_ids[0])
+    trades = list(Trade.objects.filter(wanted).order_by("requested_at", "id"))
+    for trade in trades:
+        trade.lane_code = lane.lane_id if trade.lane_id == lane.pk else None
+    return trades

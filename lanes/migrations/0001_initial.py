@@ -78,7 +78,7 @@ class Migration(migrations.Migration):
                 ('total_potential_payout', models.DecimalField(db_default=Decimal('0.00'), decimal_places=2, default=Decimal('0.00'), max_digits=10)),
                 ('trade_ids', lanes.fields.JSONListTextField(default=list)),
                 ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True, db_default=django.db.models.functions.datetime.Now())),
+                ('updated_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), default=django.utils.timezone.now)),
                 ('completed_at', models.DateTimeField(blank=True, null=True)),
                 ('outcome', models.CharField(blank=True, choices=[('recovered', 'Recovered'), ('exhausted', 'Exhausted'), ('force_completed', 'Force-completed'), ('cancelled', 'Cancelled')], max_length=20, null=True)),
                 ('last_assigned_at', models.DateTimeField(blank=True, null=True)),

@@ -13,12 +13,13 @@ import re
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
+from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from lanes import engine, selectors, services
 from lanes.risk import lane_ladder
-from lanes.serializers import account_json, lane_json, money, settings_json
+from lanes.serializers import account_json, lane_json, money, settings_json, trade_json
 from settings_app.validation import ConfigError
 
 SETTING_OPTIONS = {
@@ -333,11 +334,39 @@ class Command(BaseCommand):
         self.out(f"Lane {lane.lane_id} ({lane.account_name} {lane.symbol}, level {lane.current_level}) is {lane.status}: outcome {lane.outcome}.")
 
     def do_status(self, options):
-        status = selectors.status_all()
+        now = timezone.now()
+        status = selectors.status_all(now=now)
+        counts = selectors.health_counts(now=now)
+        hours, seconds = django_settings.MARTINGALE_STUCK_LANE_HOURS, django_settings.MARTINGALE_TRADE_TIMEOUT_SECONDS
+        stuck = [lane_json(lane) for lane in selectors.stuck_lanes(now=now)]
+        overdue = [trade_json(trade, account_name=trade.account_name) for trade in selectors.overdue_trades(now=now)]
         if options["json"]:
-            self.out_json(status)
+            self.out_json(
+                {
+                    **status,
+                    "stuck_lanes": {"count": counts["stuck_lanes"], "after_hours": hours, "lanes": stuck},
+                    "overdue_trades": {"count": counts["overdue_trades"], "after_seconds": seconds, "trades": overdue},
+                }
+            )
             return
         self.out(f"Status at {_short_time(status['generated_at'])} ({len(status['accounts'])} enabled accounts)")
+        self.out(
+            f"Alarms: {counts['stuck_lanes']} stuck lanes (no change for {hours:g} h), "
+            f"{counts['overdue_trades']} overdue trades (open over {seconds} s)"
+        )
+        if stuck:
+            self.out("  " + line for line in self._lanes_table(stuck, with_account=True, last_change=True))
+        if overdue:
+            self.out(
+                "  " + line
+                for line in _table(
+                    ["OVERDUE TRADE", "ACCOUNT", "SYMBOL", "KIND", "LEVEL", "STAKE", "LANE", "OPENED"],
+                    [
+                        [t["trade_id"], t["account"], t["symbol"], t["kind"], t["level"], t["amount"], t["lane_id"], _short_time(t["opened_at"])]
+                        for t in overdue
+                    ],
+                )
+            )
         for item in status["accounts"]:
             account, settings = item["account"], item["settings"]
             self.out()
@@ -436,15 +465,16 @@ class Command(BaseCommand):
             ],
         )
 
-    def _lanes_table(self, lanes: list[dict], *, with_account: bool) -> list[str]:
+    def _lanes_table(self, lanes: list[dict], *, with_account: bool, last_change: bool = False) -> list[str]:
         headers = ["LANE ID", *(["ACCOUNT"] if with_account else []), "SYMBOL", "LEVEL", "STAKE", "INVESTED", "POTENTIAL", "OPEN TRADE", "CREATED"]
         return _table(
-            headers,
+            headers + (["LAST CHANGE"] if last_change else []),
             [
                 [
                     lane["lane_id"], *([lane["account_name"]] if with_account else []), lane["symbol"],
                     f"{lane['current_level']}/{lane['max_level']}", lane["current_amount"], lane["total_invested"],
                     lane["total_potential_payout"], lane["open_trade_id"], _short_time(lane["created_at"]),
+                    *([_short_time(lane["updated_at"])] if last_change else []),
                 ]
                 for lane in lanes
             ],
