@@ -25,7 +25,7 @@ from . import engine
 from .models import Account, Lane, LaneEvent, LaneOutcome, LaneStatus, Trade, TradeStatus
 from .risk import lane_worst_case, worst_case_exposure
 from .serializers import account_json, iso, lane_json, money, settings_json, trade_json
-from .services import Forbidden, NotFound, today_start
+from .services import Forbidden, NotFound, engine_account, today_start
 
 STATS_DAYS_RANGE = (1, 365)
 SETTLED_STATES = (TradeStatus.WON, TradeStatus.LOST, TradeStatus.DRAW)
@@ -124,17 +124,7 @@ def _engine_book(account: Account) -> engine.Book:
     row = account.trading_settings
     settings = engine.Settings(**{name: getattr(row, name) for name in SETTINGS_DEFAULTS}) if row else engine.Settings()
     return engine.Book(
-        account=engine.Account(
-            name=account.worker_name,
-            base_amount=account.base_amount,
-            multiplier=account.martingale_multiplier,
-            max_level=account.martingale_max_level,
-            payout_rate=account.payout_rate,
-            enabled=account.enabled,
-            martingale_enabled=account.martingale_enabled,
-            enhanced=account.enhanced_martingale_enabled,
-            legacy_losses=account.legacy_consecutive_losses,
-        ),
+        account=engine_account(account),
         settings=settings,
         lanes={},
         trades={},
