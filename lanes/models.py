@@ -148,6 +148,7 @@ class Trade(models.Model):
             models.Index(fields=["account", "opened_at"], name="trade_account_opened_idx"),
             models.Index(fields=["status", "opened_at"], name="trade_status_opened_idx"),
             models.Index(fields=["opened_at"], name="trade_opened_idx"),
+            models.Index(fields=["account", "settled_at"], name="trade_account_settled_idx"),
         ]
         constraints = [
             # MySQL/MariaDB have no partial indexes (check models.W036 is silenced in settings);

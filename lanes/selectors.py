@@ -447,6 +447,7 @@ class AccountOverview:
     stuck_lanes: int = 0
     invested: Decimal = engine.ZERO
     open_trades: int = 0
+    overdue_trades: int = 0
     queued_trades: int = 0
     lanes_created_today: int = 0
     net_profit_today: Decimal = engine.ZERO
@@ -475,6 +476,8 @@ class AccountOverview:
             found.append(f"{self.lanes_at_last_level} lane(s) at the last level")
         if self.stuck_lanes:
             found.append(f"{self.stuck_lanes} stuck lane(s)")
+        if self.overdue_trades:
+            found.append(f"{self.overdue_trades} overdue trade(s)")
         if self.daily_limit_reached:
             found.append("daily lane limit reached")
         if self.exceeds_balance:
@@ -512,12 +515,12 @@ def account_overviews(*, accounts: list[Account], now: datetime) -> list[Account
             invested=Sum("total_invested", output_field=TOTAL),
         )
     }
-    live: dict[tuple[int, str], int] = {
-        (row["account_id"], row["status"]): row["n"]
+    live: dict[tuple[int, str], dict[str, int]] = {
+        (row["account_id"], row["status"]): row
         for row in Trade.objects.filter(account_id__in=ids, status__in=(TradeStatus.QUEUED, TradeStatus.OPEN))
         .order_by()
         .values("account_id", "status")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), overdue=Count("id", filter=Q(opened_at__lt=overdue_before(now))))
     }
     created_today = dict(
         Lane.objects.filter(account_name__in=names, created_at__gte=day_start, created_at__lt=day_end)
@@ -545,8 +548,9 @@ def account_overviews(*, accounts: list[Account], now: datetime) -> list[Account
                 lanes_at_last_level=lane_row.get("last_level", 0),
                 stuck_lanes=lane_row.get("stuck", 0),
                 invested=engine.round2(lane_row.get("invested") or engine.ZERO),
-                open_trades=live.get((account.pk, TradeStatus.OPEN), 0),
-                queued_trades=live.get((account.pk, TradeStatus.QUEUED), 0),
+                open_trades=live.get((account.pk, TradeStatus.OPEN), {}).get("n", 0),
+                overdue_trades=live.get((account.pk, TradeStatus.OPEN), {}).get("overdue", 0),
+                queued_trades=live.get((account.pk, TradeStatus.QUEUED), {}).get("n", 0),
                 lanes_created_today=created_today.get(account.worker_name, 0),
                 net_profit_today=engine.round2(profit_today.get(account.pk) or engine.ZERO),
                 worst_case=_account_worst_case(account, settings),
@@ -571,6 +575,7 @@ def overview_get(*, page: int = 1, search: str = "", per_page: int = OVERVIEW_PA
     )
     trade_totals = Trade.objects.filter(status__in=(TradeStatus.QUEUED, TradeStatus.OPEN)).order_by().aggregate(
         open=Count("id", filter=Q(status=TradeStatus.OPEN)),
+        overdue=Count("id", filter=Q(status=TradeStatus.OPEN, opened_at__lt=overdue_before(now))),
         queued=Count("id", filter=Q(status=TradeStatus.QUEUED)),
     )
     return {
@@ -606,6 +611,8 @@ def account_page_get(*, account_name: str, now: datetime | None = None) -> dict:
         .order_by("requested_at", "id")[: 2 * ACCOUNT_PAGE_LIMIT + 1]
     )
     open_trades = [trade for trade in live if trade.status == TradeStatus.OPEN]
+    for trade in open_trades:
+        trade.overdue = trade.opened_at < overdue_before(now)
     queued = [trade for trade in live if trade.status == TradeStatus.QUEUED]
     for position, trade in enumerate(queued, start=1):
         trade.queue_position = position

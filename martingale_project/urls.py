@@ -6,4 +6,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("lanes.urls")),
+    path("", include("lanes.dashboard_urls")),
 ]

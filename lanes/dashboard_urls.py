@@ -1,0 +1,20 @@
+"""URLs of the trader's dashboard, mounted at the site root (SPEC §9, "Dashboard")."""
+from django.urls import path
+
+from . import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("overview/live/", views.overview_partial, name="overview-partial"),
+    path("account/<str:name>/", views.account_detail, name="account"),
+    path("account/<str:name>/settings/", views.account_settings, name="settings"),
+    path("account/<str:name>/reset/", views.account_reset, name="reset"),
+    path("account/<str:name>/emergency-stop/", views.account_emergency_stop, name="emergency-stop"),
+    path("lane/<str:lane_id>/", views.lane_detail, name="lane"),
+    path("lane/<str:lane_id>/complete/", views.lane_complete, name="lane-complete"),
+    path("stats/", views.stats, name="stats"),
+    path("export/trades.csv", views.export_trades, name="export-trades"),
+    path("export/lane-events.csv", views.export_events, name="export-events"),
+]

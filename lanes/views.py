@@ -1,0 +1,408 @@
+"""The trader's dashboard (SPEC §9): overview, account, lane, settings and statistics pages,
+CSV exports, and the buttons that force-complete a lane, reset an account or stop it.
+
+Reading needs a login; every change needs a staff user, a POST with its CSRF token, and a
+confirmation page first. Views parse their input and call one selector or one service.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from functools import wraps
+from typing import Any, Iterable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods
+
+from settings_app.forms import AccountSettingsForm
+from settings_app.validation import MONEY_MAX, ConfigError
+
+from . import engine, selectors, services
+from .models import LaneStatus
+from .risk import lane_ladder, worst_case_exposure
+from .serializers import settings_json
+
+STATS_PERIODS = (1, 7, 30)
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"dashboard:{request.user.get_username()}"
+
+
+def staff_required(view):
+    """Login first (anonymous users go to the login page), then staff (others get 403)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("changes need a staff user")
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapper)
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+def _account_or_404(name: str):
+    try:
+        return selectors.account_get(account_name=name)
+    except services.NotFound as error:
+        raise Http404(str(error)) from None
+
+
+def _confirm(request: HttpRequest, *, title: str, message: str, button: str, hidden: dict[str, str], back: str):
+    """The confirmation page every change goes through: its button POSTs back to the same URL."""
+    return render(
+        request, "lanes/confirm.html", {"title": title, "message": message, "button": button, "hidden": hidden, "back": back}
+    )
+
+
+# --- Overview -----------------------------------------------------------------------------------
+
+
+def _overview_context(request: HttpRequest) -> dict[str, Any]:
+    search = request.GET.get("q", "").strip()[:100]
+    context = selectors.overview_get(page=request.GET.get("page") or 1, search=search)
+    context["search"] = search
+    context["refresh_seconds"] = settings.MARTINGALE_DASHBOARD_REFRESH_SECONDS
+    return context
+
+
+@require_GET
+@login_required
+def overview(request: HttpRequest) -> HttpResponse:
+    return render(request, "lanes/overview.html", _overview_context(request))
+
+
+@require_GET
+def overview_partial(request: HttpRequest) -> HttpResponse:
+    """The part of the overview that htmx polls and swaps in place."""
+    if not request.user.is_authenticated:
+        if request.headers.get("HX-Request"):
+            # Session gone while polling: send the whole page to the login form, not into the table.
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = f"{settings.LOGIN_URL}?next={reverse('dashboard:overview')}"
+            return response
+        return redirect_to_login(request.get_full_path())
+    return render(request, "lanes/_overview.html", _overview_context(request))
+
+
+# --- Account ------------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def account_detail(request: HttpRequest, name: str) -> HttpResponse:
+    try:
+        context = selectors.account_page_get(account_name=name)
+    except services.NotFound as error:
+        raise Http404(str(error)) from None
+    return render(request, "lanes/account.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def account_reset(request: HttpRequest, name: str) -> HttpResponse:
+    account = _account_or_404(name)
+    back = reverse("dashboard:account", args=[name])
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Reset {name}",
+            message=f"Complete every active lane of {name} now? Their losses stay lost; open trades keep running "
+            "and their results are recorded on the trades only.",
+            button="Reset: complete every active lane",
+            hidden={},
+            back=back,
+        )
+    lanes = services.account_reset(account_name=account.worker_name, actor=_actor(request))
+    messages.success(request, f"{name}: {len(lanes)} active lane(s) force-completed.")
+    return redirect(back)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def account_emergency_stop(request: HttpRequest, name: str) -> HttpResponse:
+    account = _account_or_404(name)
+    back = reverse("dashboard:account", args=[name])
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Emergency stop for {name}",
+            message=f"Turn auto-create lanes off for {name}? No new lane is created after a lost base trade; "
+            "the active lanes keep trading. Turn it back on in the settings.",
+            button="Emergency stop",
+            hidden={},
+            back=back,
+        )
+    services.account_emergency_stop(account_name=account.worker_name, actor=_actor(request))
+    messages.success(request, f"{name}: emergency stop on (auto-create lanes off).")
+    return redirect(back)
+
+
+# --- Lanes --------------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def lane_detail(request: HttpRequest, lane_id: str) -> HttpResponse:
+    try:
+        lane = selectors.lane_get(lane_id=lane_id)
+    except services.NotFound as error:
+        raise Http404(str(error)) from None
+    context = {"lane": lane, "trades": selectors.lane_trades_with_base(lane=lane), "events": selectors.lane_events(lane=lane)}
+    return render(request, "lanes/lane.html", context)
+
+
+LANE_END = {
+    LaneStatus.COMPLETED: ("Force-complete", "force-completed"),
+    LaneStatus.CANCELLED: ("Cancel", "cancelled"),
+}
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def lane_complete(request: HttpRequest, lane_id: str) -> HttpResponse:
+    try:
+        lane = selectors.lane_get(lane_id=lane_id)
+    except services.NotFound as error:
+        raise Http404(str(error)) from None
+    status = request.POST.get("status") if request.method == "POST" else request.GET.get("status", LaneStatus.COMPLETED)
+    if status not in LANE_END:
+        messages.error(request, "status: must be completed or cancelled")
+        return redirect("dashboard:lane", lane_id=lane_id)
+    back = _next_url(request, reverse("dashboard:account", args=[lane.account_name]))
+    verb, done = LANE_END[status]
+    if request.method == "GET" and lane.status != LaneStatus.ACTIVE:
+        messages.info(request, f"Lane {lane.lane_id} is already finished ({lane.outcome or lane.status}).")
+        return redirect("dashboard:lane", lane_id=lane_id)
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"{verb} lane {lane.lane_id}",
+            message=f"{verb} the {lane.symbol} lane of {lane.account_name} at level {lane.current_level} of "
+            f"{lane.max_level} ({lane.total_invested:,.2f} invested)? It stops taking trades; its losses stay lost.",
+            button=f"{verb} lane",
+            hidden={"status": status, "next": back},
+            back=back,
+        )
+    try:
+        services.lane_force_complete(lane_id=lane_id, status=status, actor=_actor(request))
+    except engine.EngineError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Lane {lane_id} {done}.")
+    return redirect(back)
+
+
+# --- Settings and the risk panel ----------------------------------------------------------------
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def risk_panel(
+    *,
+    base: Decimal,
+    multiplier: Decimal,
+    max_level: int,
+    payout_rate: Decimal,
+    max_concurrent_lanes: int,
+    concurrent: bool,
+    balance: Decimal,
+    enhanced: bool = True,
+    martingale: bool = True,
+) -> dict[str, Any]:
+    """What static/lanes/risk.js shows, computed by lanes.risk: the ladder (with what a win at
+    each level returns), one lane's and the account's worst case, and the warnings."""
+    ladder = []
+    for level, stake, total in lane_ladder(base, multiplier, max_level):
+        returns = engine.default_expected_payout(stake, payout_rate)
+        ladder.append(
+            {
+                "level": level,
+                "stake": _money(stake),
+                "total": _money(total),
+                "returns": _money(returns),
+                "recovers": returns > total,
+                "stake_value": stake,
+                "total_value": total,
+            }
+        )
+    lane_worst = ladder[-1]["total_value"]
+    slots = max_concurrent_lanes if concurrent else 1
+    worst = worst_case_exposure(
+        base=base, multiplier=multiplier, max_level=max_level, max_concurrent_lanes=max_concurrent_lanes,
+        slots=slots, enhanced=enhanced, martingale=martingale,
+    )
+    if not martingale:
+        worst_label = f"{slots} open trade(s) × the base amount"
+    elif enhanced:
+        worst_label = f"{max_concurrent_lanes} lane(s) × {_money(lane_worst)}"
+    else:
+        worst_label = "one progression (legacy mode)"
+    warnings = []
+    if worst > balance:
+        warnings.append(("balance", f"The worst case ({_money(worst)}) exceeds the balance ({_money(balance)})."))
+    short = next((row for row in ladder[1:] if not row["recovers"]), None)
+    if martingale and short is not None:
+        warnings.append((
+            "recovery",
+            f"The multiplier is too low for the payout rate: a win at level {short['level']} returns "
+            f"{short['returns']}, not more than the {short['total']} the lane has invested by then.",
+        ))
+    if ladder[-1]["stake_value"] > MONEY_MAX:
+        warnings.append((
+            "too-large",
+            f"The stake at level {max_level} would be {ladder[-1]['stake']}, more than {_money(MONEY_MAX)}.",
+        ))
+    return {
+        "ladder": ladder,
+        "lane_worst": _money(lane_worst),
+        "worst_case": _money(worst),
+        "worst_label": worst_label,
+        "balance": _money(balance),
+        "warnings": warnings,
+    }
+
+
+def _account_risk(account, settings_values: dict[str, Any]) -> dict[str, Any]:
+    return risk_panel(
+        base=account.base_amount,
+        multiplier=account.martingale_multiplier,
+        max_level=account.martingale_max_level,
+        payout_rate=account.payout_rate,
+        max_concurrent_lanes=settings_values["max_concurrent_lanes"],
+        concurrent=settings_values["concurrent_trading_enabled"],
+        balance=account.balance,
+        enhanced=account.enhanced_martingale_enabled,
+        martingale=account.martingale_enabled,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def account_settings(request: HttpRequest, name: str) -> HttpResponse:
+    account = _account_or_404(name)
+    current = settings_json(name, account.trading_settings)
+    if request.method == "POST":
+        if not request.user.is_staff:
+            raise PermissionDenied("changes need a staff user")
+        form = AccountSettingsForm(request.POST)
+        if form.is_valid():
+            # Both parts were validated above, so neither service call can refuse: no half-saved change.
+            services.settings_update(account_name=name, values=form.settings_values, actor=_actor(request))
+            services.account_update(name=name, values=form.account_values)
+            messages.success(request, f"Settings of {name} saved.")
+            return redirect("dashboard:account", name=name)
+    else:
+        form = AccountSettingsForm(initial=AccountSettingsForm.initial_for(account, current))
+    context = {
+        "account": account,
+        "form": form,
+        "risk": _account_risk(account, current),
+        "money_max": MONEY_MAX,
+    }
+    return render(request, "lanes/settings.html", context)
+
+
+# --- Statistics and exports ---------------------------------------------------------------------
+
+
+def _period(request: HttpRequest) -> tuple[str, str | None]:
+    """The raw ``days`` (checked by the selectors) and ``account`` of a stats or export URL."""
+    return request.GET.get("days", "7"), request.GET.get("account") or None
+
+
+@require_GET
+@login_required
+def stats(request: HttpRequest) -> HttpResponse:
+    days, account = _period(request)
+    try:
+        data = selectors.stats_get(account=account, days=days)
+    except ConfigError as error:
+        messages.error(request, str(error))
+        data = selectors.stats_get(account=account, days=7)
+    except services.NotFound as error:
+        raise Http404(str(error)) from None
+    context = {
+        "stats": data,
+        "periods": STATS_PERIODS,
+        "account_names": selectors.account_names_get(),
+        "chart_data": {"daily": data["daily"], "by_level": data["by_level"], "by_symbol": data["by_symbol"]},
+    }
+    return render(request, "lanes/stats.html", context)
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for csv.writer in a streaming response."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else value
+
+
+def _csv_response(filename: str, header: Iterable[str], rows: Iterable[tuple]) -> StreamingHttpResponse:
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([_csv_cell(value) for value in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _export(request: HttpRequest, what: str, selector, header: tuple[str, ...]) -> HttpResponse:
+    days, account = _period(request)
+    try:
+        rows = selector(days=days, account=account)
+    except ConfigError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    filename = f"{what}-{account or 'all'}-{days}d-{stamp}.csv"
+    return _csv_response(filename, header, rows)
+
+
+TRADE_HEADER = (
+    "trade_id", "account", "symbol", "direction", "status", "kind", "lane_id", "level", "amount", "expected_payout",
+    "payout", "profit", "requested_at", "opened_at", "settled_at", "expires_at", "requested_by",
+)
+EVENT_HEADER = ("id", "created_at", "account", "lane_id", "kind", "trade_id", "actor", "data")
+
+
+@require_GET
+@login_required
+def export_trades(request: HttpRequest) -> HttpResponse:
+    return _export(request, "trades", selectors.trades_export, TRADE_HEADER)
+
+
+@require_GET
+@login_required
+def export_events(request: HttpRequest) -> HttpResponse:
+    return _export(request, "lane-events", selectors.events_export, EVENT_HEADER)
