@@ -11,6 +11,7 @@ import uuid
 from typing import Any, Iterable, Optional
 
 from django.http import HttpRequest, JsonResponse
+from django.views import defaults as django_defaults
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -232,3 +233,24 @@ def openapi(request):
 @csrf_exempt
 def not_found(request, path=""):
     return error_response(404, "not_found", f"no API endpoint at {request.path}")
+
+
+# --- Errors raised before a view runs ------------------------------------------------------------
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request, exception=None):
+    """Django's handler400 (e.g. a Host header not in ALLOWED_HOSTS): JSON under /api/."""
+    if _is_api(request):
+        return error_response(400, "bad_request", "the request was refused (check the Host header)")
+    return django_defaults.bad_request(request, exception)
+
+
+def server_error(request):
+    """Django's handler500: JSON under /api/ (the API's own views already answer JSON errors)."""
+    if _is_api(request):
+        return error_response(500, "internal_error", "an unexpected error occurred; it was logged")
+    return django_defaults.server_error(request)

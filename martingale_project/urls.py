@@ -1,4 +1,4 @@
-"""Top-level URLs: the bot API, the admin and the login pages."""
+"""Top-level URLs: the bot API, the admin, the login pages and the dashboard."""
 from django.contrib import admin
 from django.urls import include, path
 
@@ -8,3 +8,7 @@ urlpatterns = [
     path("api/v1/", include("lanes.urls")),
     path("", include("lanes.dashboard_urls")),
 ]
+
+# Errors raised before any view (a bad Host header, say) answer JSON under /api/.
+handler400 = "lanes.api.bad_request"
+handler500 = "lanes.api.server_error"

@@ -164,3 +164,10 @@ def test_an_unknown_api_path_is_a_json_404(client, book):
     _, raw = services.token_create(name="bot")
     for path in ("/api/v1/nothing", "/api/v1/trades/a/b/c", "/api/v1/trades/", "/api/v1/"):
         assert_error(send(client, "GET", path, None, book, Authorization=f"Bearer {raw}"), 404, "not_found")
+
+
+def test_a_host_not_allowed_gets_a_json_400_under_the_api(client):
+    response = client.get("/api/v1/health", HTTP_HOST="evil.example.com")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "bad_request"
