@@ -149,6 +149,8 @@ class Trade(models.Model):
             models.Index(fields=["status", "opened_at"], name="trade_status_opened_idx"),
             models.Index(fields=["opened_at"], name="trade_opened_idx"),
             models.Index(fields=["account", "settled_at"], name="trade_account_settled_idx"),
+            # Covers the statistics' scans of a window of trades (selectors.stats_get).
+            models.Index(fields=["opened_at", "status", "level", "symbol", "profit", "account"], name="trade_stats_idx"),
         ]
         constraints = [
             # MySQL/MariaDB have no partial indexes (check models.W036 is silenced in settings);
