@@ -132,12 +132,31 @@ def _engine_book(account: Account) -> engine.Book:
     )
 
 
+def _today(names: list[str], ids: list[int], now: datetime) -> tuple[dict[str, int], dict[int, Decimal]]:
+    """Lanes created today by account name, and settled trades' profit today by account id."""
+    day_start = today_start(now)
+    day_end = day_start + timedelta(days=1)
+    created = dict(
+        Lane.objects.filter(account_name__in=names, created_at__gte=day_start, created_at__lt=day_end)
+        .order_by()
+        .values("account_name")
+        .annotate(n=Count("id"))
+        .values_list("account_name", "n")
+    )
+    profit = dict(
+        Trade.objects.filter(account_id__in=ids, status__in=SETTLED_STATES, settled_at__gte=day_start, settled_at__lt=day_end)
+        .order_by()
+        .values("account_id")
+        .annotate(total=Sum("profit", output_field=TOTAL))
+        .values_list("account_id", "total")
+    )
+    return created, profit
+
+
 def _account_statuses(accounts: list[Account], now: datetime) -> list[dict[str, Any]]:
     """The status of each account, in four queries for any number of accounts."""
     names = [account.worker_name for account in accounts]
     ids = [account.pk for account in accounts]
-    day_start = today_start(now)
-    day_end = day_start + timedelta(days=1)
 
     lanes_by_account: dict[str, list[Lane]] = defaultdict(list)
     active = _with_open_trade(Lane.objects.filter(account_name__in=names, status=LaneStatus.ACTIVE))
@@ -155,22 +174,7 @@ def _account_statuses(accounts: list[Account], now: datetime) -> list[dict[str, 
         target = queued_by_account if trade.status == TradeStatus.QUEUED else open_by_account
         target[trade.account_id].append(trade)
 
-    created_today = dict(
-        Lane.objects.filter(account_name__in=names, created_at__gte=day_start, created_at__lt=day_end)
-        .order_by()
-        .values("account_name")
-        .annotate(n=Count("id"))
-        .values_list("account_name", "n")
-    )
-    profit_today = dict(
-        Trade.objects.filter(
-            account_id__in=ids, status__in=SETTLED_STATES, settled_at__gte=day_start, settled_at__lt=day_end
-        )
-        .order_by()
-        .values("account_id")
-        .annotate(total=Sum("profit", output_field=TOTAL))
-        .values_list("account_id", "total")
-    )
+    created_today, profit_today = _today(names, ids, now)
 
     statuses = []
     for account in accounts:
@@ -550,8 +554,6 @@ def account_overviews(*, accounts: list[Account], now: datetime) -> list[Account
     """Counts and warnings of the given accounts, in four grouped queries for any number of them."""
     names = [account.worker_name for account in accounts]
     ids = [account.pk for account in accounts]
-    day_start = today_start(now)
-    day_end = day_start + timedelta(days=1)
     lanes = {
         row["account_name"]: row
         for row in Lane.objects.filter(account_name__in=names, status=LaneStatus.ACTIVE)
@@ -571,20 +573,7 @@ def account_overviews(*, accounts: list[Account], now: datetime) -> list[Account
         .values("account_id", "status")
         .annotate(n=Count("id"), overdue=Count("id", filter=Q(opened_at__lt=overdue_before(now))))
     }
-    created_today = dict(
-        Lane.objects.filter(account_name__in=names, created_at__gte=day_start, created_at__lt=day_end)
-        .order_by()
-        .values("account_name")
-        .annotate(n=Count("id"))
-        .values_list("account_name", "n")
-    )
-    profit_today = dict(
-        Trade.objects.filter(account_id__in=ids, status__in=SETTLED_STATES, settled_at__gte=day_start, settled_at__lt=day_end)
-        .order_by()
-        .values("account_id")
-        .annotate(total=Sum("profit", output_field=TOTAL))
-        .values_list("account_id", "total")
-    )
+    created_today, profit_today = _today(names, ids, now)
     rows = []
     for account in accounts:
         settings = settings_json(account.worker_name, account.trading_settings)
