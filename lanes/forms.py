@@ -40,6 +40,7 @@ class AccountAdminForm(forms.ModelForm):
                 self.account_values.get("base_amount", self.instance.base_amount),
                 self.account_values.get("martingale_multiplier", self.instance.martingale_multiplier),
                 self.account_values.get("martingale_max_level", self.instance.martingale_max_level),
+                self.account_values.get("payout_rate", self.instance.payout_rate),
             )
         except ConfigError as error:
             for field, message in error.errors.items():

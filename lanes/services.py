@@ -485,7 +485,9 @@ def account_create(*, name: str, values: dict, from_text: bool = False) -> Accou
     name = clean_account_name(name, field="name")
     cleaned = clean_account_fields(values, from_text=from_text)
     account = Account(worker_name=name, **cleaned)
-    check_stake_fits(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
+    check_stake_fits(
+        account.base_amount, account.martingale_multiplier, account.martingale_max_level, account.payout_rate
+    )
     try:
         with transaction.atomic():
             account.save(force_insert=True)
@@ -502,7 +504,9 @@ def account_update(*, name: str, values: dict, from_text: bool = False) -> Accou
             raise NotFound(f"account {name} not found")
         for field, value in cleaned.items():
             setattr(account, field, value)
-        check_stake_fits(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
+        check_stake_fits(
+        account.base_amount, account.martingale_multiplier, account.martingale_max_level, account.payout_rate
+    )
         account.save()
         return account
 

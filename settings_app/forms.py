@@ -113,6 +113,7 @@ class AccountSettingsForm(forms.Form):
                     self.account_values["base_amount"],
                     self.account_values["martingale_multiplier"],
                     self.account_values["martingale_max_level"],
+                    self.account_values["payout_rate"],
                 )
             except ConfigError as error:
                 _add_errors(self, error)

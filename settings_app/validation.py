@@ -8,7 +8,7 @@ Values arrive either typed (JSON from the API: bool, int, Decimal or str for dec
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 MONEY_MAX = Decimal("99999999.99")
 CENT = Decimal("0.01")
@@ -147,15 +147,40 @@ def largest_stake(base_amount: Decimal, multiplier: Decimal, max_level: int) -> 
         return (base_amount * multiplier**max_level).quantize(CENT, ROUND_HALF_UP)
 
 
-def check_stake_fits(base_amount: Decimal, multiplier: Decimal, max_level: int) -> None:
-    """Refuse a configuration whose largest stake would not fit DECIMAL(10,2)."""
+def check_stake_fits(
+    base_amount: Decimal, multiplier: Decimal, max_level: int, payout_rate: Optional[Decimal] = None
+) -> None:
+    """Refuse a configuration whose largest stake, or the totals of a lane that runs to its last
+    level (total_invested, and total_potential_payout at ``payout_rate``), would not fit DECIMAL(10,2)."""
     stake = largest_stake(base_amount, multiplier, max_level)
+    advice = "lower the base amount, the multiplier or the max level"
     if stake > MONEY_MAX:
         raise ConfigError(
             {
                 "martingale_multiplier": (
-                    f"the stake at level {max_level} would be {stake:,.2f}, more than "
-                    f"{MONEY_MAX:,.2f}: lower the base amount, the multiplier or the max level"
+                    f"the stake at level {max_level} would be {stake:,.2f}, more than {MONEY_MAX:,.2f}: {advice}"
                 )
             }
         )
+    stakes = [largest_stake(base_amount, multiplier, level) for level in range(max_level + 1)]
+    invested = sum(stakes, Decimal("0.00"))
+    if invested > MONEY_MAX:
+        raise ConfigError(
+            {
+                "martingale_multiplier": (
+                    f"a lane that reaches level {max_level} would have invested {invested:,.2f}, more than "
+                    f"{MONEY_MAX:,.2f}: {advice}"
+                )
+            }
+        )
+    if payout_rate is not None:
+        payouts = sum(((s * (1 + payout_rate)).quantize(CENT, ROUND_HALF_UP) for s in stakes), Decimal("0.00"))
+        if payouts > MONEY_MAX:
+            raise ConfigError(
+                {
+                    "payout_rate": (
+                        f"the potential payouts of a lane that reaches level {max_level} would total "
+                        f"{payouts:,.2f}, more than {MONEY_MAX:,.2f}: {advice}, or the payout rate"
+                    )
+                }
+            )

@@ -302,3 +302,18 @@ def test_cancel_takes_an_open_lane_trade_back_out_of_the_lane():
     lane = Lane.objects.get()
     assert (lane.trade_ids, lane.total_invested, lane.current_level) == (["t1"], Decimal("1.00"), 1)
     assert LaneEvent.objects.filter(kind="trade_cancelled", trade_id="t2").exists()
+
+
+def test_a_ladder_whose_total_invested_would_not_fit_is_refused():
+    with pytest.raises(ConfigError) as refused:
+        make_account(base_amount="50000000.00", martingale_multiplier="1.01", martingale_max_level=1)
+    assert "would have invested 100,500,000.00" in refused.value.errors["martingale_multiplier"]
+    assert not Account.objects.exists()
+
+
+def test_a_ladder_whose_potential_payouts_would_not_fit_is_refused():
+    with pytest.raises(ConfigError) as refused:
+        make_account(base_amount="10000000.00", martingale_multiplier="1.01", martingale_max_level=2, payout_rate="10.0000")
+    assert set(refused.value.errors) == {"payout_rate"}
+    make_account(base_amount="10000000.00", martingale_multiplier="1.01", martingale_max_level=2, payout_rate="0.8500")
+    assert Account.objects.count() == 1
