@@ -1,5 +1,4 @@
 """GET /api/v1/lanes, GET /api/v1/lanes/{id} and POST /api/v1/lanes/{id}/complete (SPEC §7, §9)."""
-import json
 
 import pytest
 
@@ -21,26 +20,14 @@ def accounts():
     return [services.account_create(name=name, values=values) for name in ("acc", "other")]
 
 
-def make_api(client, raw_token):
-    def call(method, path, body=None):
-        data = json.dumps(body) if body is not None else ""
-        response = client.generic(
-            method, "/api/v1" + path, data, content_type="application/json",
-            headers={"Authorization": f"Bearer {raw_token}"},
-        )
-        return response.status_code, response.json()
-
-    return call
+@pytest.fixture
+def api(bearer_api, accounts):
+    return bearer_api(services.token_create(name="bot")[1])
 
 
 @pytest.fixture
-def api(client, accounts):
-    return make_api(client, services.token_create(name="bot")[1])
-
-
-@pytest.fixture
-def scoped(client, accounts):
-    return make_api(client, services.token_create(name="acc-bot", account_names=["acc"])[1])
+def scoped(bearer_api, accounts):
+    return bearer_api(services.token_create(name="acc-bot", account_names=["acc"])[1])
 
 
 def lose_base_trade(api, trade_id, account="acc", symbol="EURUSD"):

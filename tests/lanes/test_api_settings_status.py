@@ -27,26 +27,14 @@ def accounts():
     return [services.account_create(name=name, values=values) for name in ("acc", "other", "off")]
 
 
-def make_api(client, raw_token):
-    def call(method, path, body=None):
-        data = json.dumps(body) if body is not None else ""
-        response = client.generic(
-            method, "/api/v1" + path, data, content_type="application/json",
-            headers={"Authorization": f"Bearer {raw_token}"},
-        )
-        return response.status_code, response.json()
-
-    return call
+@pytest.fixture
+def api(bearer_api, accounts):
+    return bearer_api(services.token_create(name="bot")[1])
 
 
 @pytest.fixture
-def api(client, accounts):
-    return make_api(client, services.token_create(name="bot")[1])
-
-
-@pytest.fixture
-def scoped(client, accounts):
-    return make_api(client, services.token_create(name="acc-bot", account_names=["acc", "off"])[1])
+def scoped(bearer_api, accounts):
+    return bearer_api(services.token_create(name="acc-bot", account_names=["acc", "off"])[1])
 
 
 # --- Settings -----------------------------------------------------------------------------------
