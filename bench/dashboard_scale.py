@@ -19,7 +19,6 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -100,6 +99,9 @@ def fill(args):
     active_every = max(args.lanes // max(args.active, 1), 1)
     lanes_of = [[a + 1 + args.accounts * j for j in range(per_account)] for a in range(args.accounts)]
 
+    def lane_uid(pk):
+        return f"lane{pk:08d}"
+
     def when(moment):
         return connection.ops.adapt_datetimefield_value(moment)
 
@@ -116,7 +118,7 @@ def fill(args):
             status = "active" if active else ("cancelled" if outcome == "cancelled" else "completed")
             updated = created + timedelta(minutes=level)
             yield (
-                pk, uuid.uuid4().hex, names[account], rng.choice(SYMBOLS), status, level, "1.00", str(stakes[level]),
+                pk, lane_uid(pk), names[account], rng.choice(SYMBOLS), status, level, "1.00", str(stakes[level]),
                 "2.20", 7, str(invested[level]), str(round2(invested[level] * Decimal("1.85"))), json.dumps([f"x{pk}"]),
                 when(created), when(updated), None if active else when(updated), outcome, when(updated),
             )
@@ -137,7 +139,8 @@ def fill(args):
             queued = status == "queued"
             yield (
                 pk, f"t{pk}", account + 1, rng.choice(SYMBOLS), "call", status,
-                None if queued else ("lane" if lane_pk else "base"), lane_pk, None if queued else level,
+                None if queued else ("lane" if lane_pk else "base"), lane_uid(lane_pk) if lane_pk else None,
+                None if queued else level,
                 None if queued else str(stake), None, str(round2(stake * Decimal("1.85"))), None,
                 None if profit is None else str(profit), 60, when(requested), None if queued else when(requested),
                 when(requested + timedelta(minutes=1)) if profit is not None else None,

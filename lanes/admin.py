@@ -74,10 +74,12 @@ class AccountAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # The form has checked the values; the services lock the row and write it.
         if change:
-            saved = services.account_update(name=obj.worker_name, values=form.account_values)
+            result = services.account_update(name=obj.worker_name, values=form.account_values, actor=admin_actor(request))
+            for warning in result.warnings:
+                self.message_user(request, warning["message"] + " (the Reset button on its dashboard page completes them)", messages.WARNING)
+            obj.pk = result.account.pk
         else:
-            saved = services.account_create(name=obj.worker_name, values=form.account_values)
-        obj.pk = saved.pk
+            obj.pk = services.account_create(name=obj.worker_name, values=form.account_values).pk
 
 
 @admin.register(Lane)
@@ -108,7 +110,7 @@ class LaneAdmin(ReadOnlyAdmin):
             try:
                 services.lane_force_complete(lane_id=lane_id, status=status, actor=admin_actor(request))
                 done += 1
-            except (engine.EngineError, services.NotFound) as error:
+            except (engine.Refused, services.NotFound) as error:
                 refused.append(str(error))
         self.message_user(request, f"{done} lane(s) {done_word}.", messages.SUCCESS)
         for message in refused:
@@ -158,7 +160,7 @@ class TradeAdmin(ReadOnlyAdmin):
             try:
                 services.trade_cancel(trade_id=trade_id, actor=admin_actor(request))
                 done += 1
-            except (engine.EngineError, services.NotFound) as error:
+            except (engine.Refused, services.NotFound) as error:
                 refused.append(str(error))
         self.message_user(request, f"{done} trade(s) cancelled.", messages.SUCCESS)
         for message in refused:

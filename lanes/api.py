@@ -15,26 +15,25 @@ from django.views import defaults as django_defaults
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from settings_app.validation import SETTINGS_DEFAULTS, ConfigError
-
-from . import selectors, services
+from . import engine, selectors, services
 from .decorators import api_view, error_response
 from .health import health as health_check
 from .models import ApiToken, LaneStatus
 from .openapi import OPENAPI
-from .serializers import event_json, lane_json, settings_json, trade_json
+from .ranges import ACCOUNT, LANE_LIST_LIMIT, SETTINGS, Flag, InvalidInput
+from .selectors.stats import clean_days
+from .serializers import account_json, event_json, lane_json, settings_json, trade_json
 from .validation import (
+    clean,
     clean_account_name,
     clean_choice,
-    clean_int,
     clean_result,
     clean_trade_id,
     clean_trade_request,
     unknown_fields,
 )
 
-STATS_DAYS = (1, 365)
-LANE_END_STATUSES = (LaneStatus.COMPLETED.value, LaneStatus.CANCELLED.value)
+ACCOUNT_PATCH_FIELDS = (*ACCOUNT, "complete_active_lanes")
 
 
 # --- Parsing helpers ----------------------------------------------------------------------------
@@ -62,7 +61,7 @@ def _query(request: HttpRequest, allowed: Iterable[str]) -> dict[str, str]:
     errors = {name: "is not a known query parameter" for name in request.GET if name not in allowed}
     errors.update({name: "must be given once" for name in request.GET if len(request.GET.getlist(name)) > 1})
     if errors:
-        raise ConfigError(errors)
+        raise InvalidInput(errors)
     return {name: request.GET[name] for name in request.GET}
 
 
@@ -71,18 +70,9 @@ def _object(data: Any, allowed: Iterable[str], *, empty_ok: bool = False) -> dic
     if data is None and empty_ok:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError({"body": "must be a JSON object"})
+        raise InvalidInput({"body": "must be a JSON object"})
     unknown_fields(data, tuple(allowed))
     return data
-
-
-def _days(raw: Optional[str]) -> int:
-    if raw is None:
-        return 7
-    low, high = STATS_DAYS
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 3:
-        raise ConfigError({"days": f"must be a whole number from {low} to {high}"})
-    return clean_int(int(raw), "days", low, high)
 
 
 def _new_trade_id() -> str:
@@ -143,11 +133,17 @@ def trade_cancel(request, trade_id):
 
 @api_view(["GET"])
 def lane_index(request):
-    query = _query(request, ("account", "status"))
+    query = _query(request, ("account", "status", "limit", "cursor"))
     account = clean_account_name(query["account"]) if "account" in query else None
     status = clean_choice(query["status"], "status", tuple(LaneStatus.values)) if "status" in query else None
-    lanes = selectors.lane_list(account=account, status=status, account_names=_scope(request.api_token))
-    return {"lanes": [lane_json(lane) for lane in lanes]}
+    lanes, cursor = selectors.lane_page(
+        account=account,
+        status=status,
+        account_names=_scope(request.api_token),
+        limit=query.get("limit", LANE_LIST_LIMIT.default),
+        cursor=query.get("cursor"),
+    )
+    return {"lanes": [lane_json(lane) for lane in lanes], "next": cursor}
 
 
 @api_view(["GET"])
@@ -167,7 +163,7 @@ def lane_detail(request, lane_id):
 def lane_complete(request, lane_id):
     lane_id = clean_trade_id(lane_id, field="lane_id")
     body = _object(request.data, ("status",), empty_ok=True)
-    status = clean_choice(body.get("status", LaneStatus.COMPLETED.value), "status", LANE_END_STATUSES)
+    status = clean_choice(body.get("status", engine.COMPLETED), "status", engine.LANE_END_STATUSES)
     services.lane_force_complete(
         lane_id=lane_id, status=status, actor=_actor(request), authorize=request.api_token.covers
     )
@@ -185,9 +181,30 @@ def account_settings(request, account):
         _query(request, ())
         return selectors.settings_get(account_name=account)
     if not isinstance(request.data, dict) or not request.data:
-        raise ConfigError({"body": "must be a JSON object naming at least one of " + ", ".join(SETTINGS_DEFAULTS)})
+        raise InvalidInput({"body": "must be a JSON object naming at least one of " + ", ".join(SETTINGS)})
     row = services.settings_update(account_name=account, values=request.data, actor=_actor(request))
     return settings_json(account, row)
+
+
+@api_view(["GET", "PATCH"])
+def account_detail(request, account):
+    """The account's own fields (stakes, balance, switches); a PATCH answers what to know about it."""
+    account = _account(request, account)
+    if request.method == "GET":
+        _query(request, ())
+        return account_json(selectors.account_get(account_name=account))
+    if not isinstance(request.data, dict) or not request.data:
+        raise InvalidInput({"body": "must be a JSON object naming at least one of " + ", ".join(ACCOUNT_PATCH_FIELDS)})
+    body = _object(request.data, ACCOUNT_PATCH_FIELDS)
+    complete = clean(Flag(False), body.pop("complete_active_lanes", False), "complete_active_lanes")
+    change = services.account_update(
+        name=account, values=body, actor=_actor(request), complete_active_lanes=complete
+    )
+    return {
+        **account_json(change.account),
+        "warnings": change.warnings,
+        "completed_lanes": [lane.lane_id for lane in change.completed_lanes],
+    }
 
 
 @api_view(["GET"])
@@ -200,13 +217,13 @@ def account_status(request, account):
 @api_view(["GET"])
 def account_stats(request, account):
     account = _account(request, account)
-    days = _days(_query(request, ("days",)).get("days"))
+    days = clean_days(_query(request, ("days",)).get("days", "7"))
     return selectors.stats_get(account=account, days=days)
 
 
 @api_view(["GET"])
 def stats(request):
-    days = _days(_query(request, ("days",)).get("days"))
+    days = clean_days(_query(request, ("days",)).get("days", "7"))
     return selectors.stats_get(days=days, account_names=_scope(request.api_token))
 
 

@@ -141,9 +141,17 @@ class MartingaleClient:
 
     # --- Lanes, accounts, service ---------------------------------------------------------------
 
-    def lanes(self, account: Optional[str] = None, status: Optional[str] = None) -> list[dict]:
+    def lanes(self, account: Optional[str] = None, status: Optional[str] = None, *, page_size: int = 500) -> list[dict]:
+        """Every lane (oldest first), following the list's pages."""
         query = {name: value for name, value in (("account", account), ("status", status)) if value is not None}
-        return self._call("GET", "/lanes", query=query)["lanes"]
+        lanes: list[dict] = []
+        cursor = None
+        while True:
+            page = self._call("GET", "/lanes", query={**query, "limit": page_size, **({"cursor": cursor} if cursor else {})})
+            lanes += page["lanes"]
+            cursor = page["next"]
+            if cursor is None:
+                return lanes
 
     def lane(self, lane_id: str) -> dict:
         return self._call("GET", f"/lanes/{_segment(lane_id)}")
@@ -154,6 +162,14 @@ class MartingaleClient:
 
     def status(self, account: Optional[str] = None) -> dict:
         return self._call("GET", f"/accounts/{_segment(account)}/status" if account else "/status")
+
+    def account(self, account: str) -> dict:
+        return self._call("GET", f"/accounts/{_segment(account)}")
+
+    def update_account(self, account: str, *, complete_active_lanes: bool = False, **values: Any) -> dict:
+        """Change the account's own fields; the answer's ``warnings`` say what the change leaves behind."""
+        body = {**values, **({"complete_active_lanes": True} if complete_active_lanes else {})}
+        return self._call("PATCH", f"/accounts/{_segment(account)}", body)
 
     def settings(self, account: str) -> dict:
         return self._call("GET", f"/accounts/{_segment(account)}/settings")

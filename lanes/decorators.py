@@ -14,9 +14,8 @@ from typing import Any, Callable, Iterable, Optional
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from settings_app.validation import ConfigError
-
 from . import engine, services
+from .ranges import InvalidInput
 
 logger = logging.getLogger("lanes.api")
 
@@ -24,6 +23,7 @@ MAX_BODY_BYTES = 64 * 1024
 # A token is "ml_" + url-safe base64; anything else cannot match a stored hash.
 TOKEN_RE = re.compile(r"[A-Za-z0-9_\-]{1,200}")
 BODY_METHODS = ("POST", "PATCH")
+ENGINE_RETRY_AFTER = 1  # seconds before a change refused with engine_error may be retried
 
 
 class ApiError(Exception):
@@ -109,7 +109,7 @@ def _answer(exc: Exception) -> Optional[JsonResponse]:
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=headers)
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, InvalidInput):
         return error_response(400, "invalid", str(exc), fields=exc.errors)
     if isinstance(exc, services.NotFound):
         return error_response(404, "not_found", str(exc) or "not found")
@@ -119,8 +119,10 @@ def _answer(exc: Exception) -> Optional[JsonResponse]:
         return error_response(
             409, "busy", exc.message, retry_after=exc.retry_after, headers={"Retry-After": str(exc.retry_after)}
         )
-    if isinstance(exc, engine.EngineError):  # Conflict, AccountDisabled
+    if isinstance(exc, engine.Refused):  # Conflict, AccountDisabled
         return error_response(409, exc.code, exc.message)
+    if isinstance(exc, services.EngineUnavailable):
+        return error_response(503, "engine_error", str(exc), headers={"Retry-After": str(ENGINE_RETRY_AFTER)})
     return None
 
 
@@ -162,7 +164,6 @@ def api_view(methods: Iterable[str], *, auth: bool = True) -> Callable:
 
         decorated = csrf_exempt(wrapped)
         decorated.api_methods = allowed  # read by the OpenAPI tests
-        decorated.api_auth = auth
         return decorated
 
     return decorator

@@ -1,11 +1,13 @@
-"""The pure rules of the contract (SPEC §3–6): slots, queue and expiry, cool-down, assignment,
-base and lane trades, results, limits, legacy mode.
+"""The pure rules of the contract (SPEC §3–7): slots, queue and expiry, cool-down, assignment,
+base and lane trades, results and their payouts, limits, legacy mode, and the numbers derived
+from them (the ladder, the worst case, "at the last level", "daily limit reached").
 
-No Django, no I/O, no clock: every operation takes a ``Book`` (the state of one account that the
-operation may touch), the time ``now`` and its input; it changes the book in place and records
-what it changed (``dirty_*``) and the audit events it implies, for the service to write. The
-service runs it inside a transaction that holds the account's row lock, so the book is the truth
-for the duration of the call.
+No Django, no I/O, no clock: every operation takes an ``AccountState`` (what one operation on one
+account may read and change), the time ``now`` and its input; it changes the state in place and
+records what it changed (``dirty_*``), the audit events it implies and the log lines to write
+once the change is committed, for the service to write. The service runs it inside a
+transaction that holds the account's row lock, so the state is the truth for the duration of
+the call. Every interface that shows a rule's result asks the function here.
 
 Money is ``Decimal`` throughout, rounded half up to cents.
 """
@@ -14,11 +16,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Callable, Optional
+
+from .ranges import MONEY_MAX, SETTINGS_DEFAULTS, InvalidInput
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
+# Exact arithmetic for ladders far past the columns (shown as too large, never stored).
+WIDE = Context(prec=200, rounding=ROUND_HALF_UP)
 
 FIFO, ROUND_ROBIN, SYMBOL_PRIORITY = "fifo", "round_robin", "symbol_priority"
 WIN, LOSS, DRAW = "win", "loss", "draw"
@@ -26,6 +32,7 @@ RESULTS = (WIN, LOSS, DRAW)
 
 # Trade states.
 QUEUED, OPEN, WON, LOST, DRAWN, CANCELLED, EXPIRED = "queued", "open", "won", "lost", "draw", "cancelled", "expired"
+LIVE = (QUEUED, OPEN)
 SETTLED = (WON, LOST, DRAWN)
 RESULT_STATUS = {WIN: WON, LOSS: LOST, DRAW: DRAWN}
 # Trade kinds.
@@ -33,28 +40,73 @@ BASE, LANE, LEGACY = "base", "lane", "legacy"
 # Lane states and outcomes.
 ACTIVE, COMPLETED = "active", "completed"
 RECOVERED, EXHAUSTED, FORCE_COMPLETED = "recovered", "exhausted", "force_completed"
+LANE_END_STATUSES = (COMPLETED, CANCELLED)
+
+# A lane's trade_ids is TEXT (65,535 bytes on MySQL): 600 ids of the longest allowed length
+# (100 characters, 104 with quotes and separator) fit with room to spare.
+MAX_LANE_TRADES = 600
 
 
 def round2(value: Decimal) -> Decimal:
-    return value.quantize(CENT, ROUND_HALF_UP)
+    return value.quantize(CENT, ROUND_HALF_UP, context=WIDE)
+
+
+def fits(amount: Decimal) -> bool:
+    """Whether an amount fits DECIMAL(10,2), the type of every stored amount and total."""
+    return -MONEY_MAX <= amount <= MONEY_MAX
+
+
+# --- The ladder -----------------------------------------------------------------------------
 
 
 def stake_at(base_amount: Decimal, multiplier: Decimal, level: int) -> Decimal:
     """round2(base × multiplier^level), with the power computed exactly."""
-    with localcontext() as ctx:
-        ctx.prec = 200
-        return round2(base_amount * multiplier**level)
+    return round2(WIDE.multiply(base_amount, WIDE.power(multiplier, level)))
+
+
+def ladder(base_amount: Decimal, multiplier: Decimal, max_level: int) -> list[Decimal]:
+    """The stakes s_0 … s_max_level: level 0 is the base trade whose loss opens a lane, level
+    ``max_level`` the last trade before the lane is exhausted."""
+    return [stake_at(base_amount, multiplier, level) for level in range(max_level + 1)]
 
 
 def default_expected_payout(stake: Decimal, payout_rate: Decimal) -> Decimal:
-    return round2(stake * (1 + payout_rate))
+    """What a win returns, stake included, when the bot did not say (SPEC §4)."""
+    return round2(WIDE.multiply(stake, WIDE.add(1, payout_rate)))
 
 
-# --- Errors the interfaces turn into answers -------------------------------------------------
+def ladder_problem(
+    base_amount: Decimal, multiplier: Decimal, max_level: int, payout_rate: Decimal
+) -> Optional[tuple[str, str]]:
+    """Why a configuration cannot be traded, as (field, message), or None (SPEC §2): a lane that
+    runs to its last level must keep its stake and its totals (invested, and potential payouts
+    at ``payout_rate``) within DECIMAL(10,2)."""
+    stakes = ladder(base_amount, multiplier, max_level)
+    advice = "lower the base amount, the multiplier or the max level"
+    if stakes[-1] > MONEY_MAX:
+        return "martingale_multiplier", (
+            f"the stake at level {max_level} would be {stakes[-1]:,.2f}, more than {MONEY_MAX:,.2f}: {advice}"
+        )
+    invested = sum(stakes, ZERO)
+    if invested > MONEY_MAX:
+        return "martingale_multiplier", (
+            f"a lane that reaches level {max_level} would have invested {invested:,.2f}, more than "
+            f"{MONEY_MAX:,.2f}: {advice}"
+        )
+    payouts = sum((default_expected_payout(stake, payout_rate) for stake in stakes), ZERO)
+    if payouts > MONEY_MAX:
+        return "payout_rate", (
+            f"the potential payouts of a lane that reaches level {max_level} would total "
+            f"{payouts:,.2f}, more than {MONEY_MAX:,.2f}: {advice}, or the payout rate"
+        )
+    return None
 
 
-class EngineError(Exception):
-    """A refusal the contract defines (not a bug); ``code`` is the API's error code."""
+# --- Refusals the interfaces turn into answers ----------------------------------------------
+
+
+class Refused(Exception):
+    """A refusal the contract defines (not a bug); ``code`` is the API's error code (HTTP 409)."""
 
     code = "conflict"
 
@@ -63,15 +115,15 @@ class EngineError(Exception):
         self.message = message
 
 
-class Conflict(EngineError):
+class Conflict(Refused):
     code = "conflict"
 
 
-class AccountDisabled(EngineError):
+class AccountDisabled(Refused):
     code = "account_disabled"
 
 
-class Busy(EngineError):
+class Busy(Refused):
     code = "busy"
 
     def __init__(self, message: str, retry_after: int):
@@ -84,12 +136,12 @@ class Busy(EngineError):
 
 @dataclass(frozen=True)
 class Settings:
-    concurrent_trading_enabled: bool = False
-    max_concurrent_lanes: int = 3
-    lane_assignment_strategy: str = FIFO
-    auto_create_lanes: bool = True
-    cool_down_seconds: int = 0
-    max_daily_lanes: int = 10
+    concurrent_trading_enabled: bool = SETTINGS_DEFAULTS["concurrent_trading_enabled"]
+    max_concurrent_lanes: int = SETTINGS_DEFAULTS["max_concurrent_lanes"]
+    lane_assignment_strategy: str = SETTINGS_DEFAULTS["lane_assignment_strategy"]
+    auto_create_lanes: bool = SETTINGS_DEFAULTS["auto_create_lanes"]
+    cool_down_seconds: int = SETTINGS_DEFAULTS["cool_down_seconds"]
+    max_daily_lanes: int = SETTINGS_DEFAULTS["max_daily_lanes"]
 
 
 @dataclass
@@ -165,7 +217,7 @@ class Event:
 
 
 @dataclass
-class Book:
+class AccountState:
     """What one operation on one account may read and change.
 
     ``lanes`` holds the account's active lanes (a finished lane is not needed: nothing changes it
@@ -180,26 +232,23 @@ class Book:
     lanes_created_today: int = 0
     legacy_only: bool = False  # the legacy fallback (SPEC §6) serves this operation
     events: list[Event] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # log lines, written once the change is committed
     dirty_lanes: set[str] = field(default_factory=set)
     dirty_trades: set[str] = field(default_factory=set)
     account_dirty: bool = False
-    _new_lanes: int = 0
 
     # Derived views.
     def legacy(self) -> bool:
-        return self.legacy_only or not self.account.enhanced
+        return self.legacy_only or is_legacy(self.account)
 
     def slots(self) -> int:
-        if self.legacy() or not self.settings.concurrent_trading_enabled:
-            return 1
-        return self.settings.max_concurrent_lanes
+        return slots(self.account, self.settings, legacy_only=self.legacy_only)
 
     def open_trades(self) -> list[Trade]:
         return [t for t in self.trades.values() if t.status == OPEN]
 
     def queue(self) -> list[Trade]:
-        queued = [t for t in self.trades.values() if t.status == QUEUED]
-        return sorted(queued, key=lambda t: (t.requested_at, _order(t.pk), t.trade_id))
+        return sorted((t for t in self.trades.values() if t.status == QUEUED), key=queue_key)
 
     def queue_position(self, trade_id: str) -> Optional[int]:
         for position, trade in enumerate(self.queue(), start=1):
@@ -208,7 +257,7 @@ class Book:
         return None
 
     def active_lanes(self) -> list[Lane]:
-        return sorted((l for l in self.lanes.values() if l.status == ACTIVE), key=_fifo_key)
+        return sorted((l for l in self.lanes.values() if l.status == ACTIVE), key=lane_age_key)
 
     def open_trade_of(self, lane_id: str) -> Optional[Trade]:
         for trade in self.trades.values():
@@ -217,10 +266,7 @@ class Book:
         return None
 
     def cool_down_left(self, now: datetime) -> float:
-        if self.last_open is None or not self.settings.cool_down_seconds:
-            return 0.0
-        ready = self.last_open + timedelta(seconds=self.settings.cool_down_seconds)
-        return max(0.0, (ready - now).total_seconds())
+        return cool_down_left(self.last_open, self.settings, now)
 
     # Recording changes.
     def _event(self, kind: str, lane: Optional[Lane], trade_id: Optional[str], **data) -> None:
@@ -229,61 +275,210 @@ class Book:
             self.dirty_lanes.add(lane.lane_id)
 
 
+# --- Derived numbers: each has this one function, which every interface asks ----------------
+
+
+def is_legacy(account: Account) -> bool:
+    return not account.enhanced
+
+
+def slots(account: Account, settings: Settings, *, legacy_only: bool = False) -> int:
+    """How many trades may be open at once (SPEC §3): one without concurrency or in legacy mode."""
+    if legacy_only or is_legacy(account) or not settings.concurrent_trading_enabled:
+        return 1
+    return settings.max_concurrent_lanes
+
+
+def lanes_take_trades(account: Account) -> bool:
+    """Whether the account's active lanes are given trades (martingale on, lanes mode)."""
+    return account.martingale_enabled and not is_legacy(account)
+
+
+def legacy_level(account: Account) -> int:
+    """k of the legacy progression (SPEC §6); a k above the max level (lowered since) counts as past it."""
+    if not account.martingale_enabled or account.legacy_losses > account.max_level:
+        return 0
+    return account.legacy_losses
+
+
+def at_last_level(current_level: int, max_level: int) -> bool:
+    """A loss at this level exhausts the lane."""
+    return current_level >= max_level
+
+
+def daily_limit_reached(settings: Settings, lanes_created_today: int) -> bool:
+    return lanes_created_today >= settings.max_daily_lanes
+
+
+def lane_limit_reached(settings: Settings, active_lanes: int) -> bool:
+    return active_lanes >= settings.max_concurrent_lanes
+
+
+def cool_down_left(last_open: Optional[datetime], settings: Settings, now: datetime) -> float:
+    if last_open is None or not settings.cool_down_seconds:
+        return 0.0
+    ready = last_open + timedelta(seconds=settings.cool_down_seconds)
+    return max(0.0, (ready - now).total_seconds())
+
+
+def queue_key(trade: Trade):
+    """The queue's order (SPEC §3, FIFO per account): by request time, then as recorded."""
+    return (trade.requested_at, _order(trade.pk), trade.trade_id)
+
+
+def lane_age_key(lane: Lane):
+    """Oldest lane first: by creation, then id (the FIFO order of SPEC §4)."""
+    return (lane.created_at, _order(lane.pk), lane.lane_id)
+
+
 def _order(pk: Optional[int]) -> float:
     return pk if pk is not None else math.inf
 
 
-def _fifo_key(lane: Lane):
-    return (lane.created_at, _order(lane.pk), lane.lane_id)
+def lane_can_take(lane: Lane, amount: Decimal, expected_payout: Decimal) -> bool:
+    """Whether the lane can record one more trade with its totals and trade list in their columns."""
+    return (
+        len(lane.trade_ids) < MAX_LANE_TRADES
+        and fits(lane.total_invested + amount)
+        and fits(lane.total_potential_payout + expected_payout)
+    )
+
+
+def lane_is_full(lane: Lane, payout_rate: Decimal) -> bool:
+    """A full lane cannot record a trade at its stake even with the default expected payout: it
+    is passed over by new trades and waits for a person to complete it."""
+    stake = lane.current_amount
+    return not lane_can_take(lane, stake, default_expected_payout(stake, payout_rate))
+
+
+def lane_risk(base_amount: Decimal, multiplier: Decimal, max_level: int) -> Decimal:
+    """What one lane loses when every trade of its ladder loses, the base trade included."""
+    return sum(ladder(base_amount, multiplier, max_level), ZERO)
+
+
+def worst_case(account: Account, settings: Settings) -> Decimal:
+    """What the account loses if every progression it may run loses to the end (SPEC §9):
+    ``max_concurrent_lanes`` ladders with lanes, one ladder in legacy mode, and without
+    martingale one base stake per slot."""
+    if not account.martingale_enabled:
+        return slots(account, settings) * account.base_amount
+    one = lane_risk(account.base_amount, account.multiplier, account.max_level)
+    return one if is_legacy(account) else settings.max_concurrent_lanes * one
+
+
+def settled_payout(result: str, payout: Optional[Decimal], trade: Trade) -> Decimal:
+    """The payout recorded for a result, within the bounds of SPEC §5: a win returns more than the
+    stake (default: the expected payout), a loss at least 0 and less than the stake (default 0),
+    a draw the stake."""
+    stake = trade.amount
+    if result == WIN:
+        if payout is None:
+            return trade.expected_payout
+        if payout <= stake:
+            raise InvalidInput({"payout": f"a win must return more than the stake ({stake}), not {payout}"})
+    elif result == LOSS:
+        if payout is None:
+            return ZERO
+        if not ZERO <= payout < stake:
+            raise InvalidInput(
+                {"payout": f"a loss returns at least 0.00 and less than the stake ({stake}), not {payout}"}
+            )
+    else:
+        if payout is None:
+            return stake
+        if payout != stake:
+            raise InvalidInput({"payout": f"a draw returns the stake ({stake}), not {payout}"})
+    return payout
 
 
 # --- Queue and opening ----------------------------------------------------------------------
 
 
-def expire_queue(book: Book, now: datetime) -> None:
-    for trade in book.queue():
+def expire_queue(state: AccountState, now: datetime) -> None:
+    for trade in state.queue():
         if trade.expires_at is not None and now >= trade.expires_at:
-            trade.status = EXPIRED
-            trade.settled_at = now
-            book.dirty_trades.add(trade.trade_id)
+            _expire(state, trade, now)
 
 
-def serve_queue(book: Book, now: datetime) -> None:
+def _expire(state: AccountState, trade: Trade, now: datetime) -> None:
+    trade.status = EXPIRED
+    trade.settled_at = now
+    state.dirty_trades.add(trade.trade_id)
+
+
+def serve_queue(state: AccountState, now: datetime, *, own_trade_id: Optional[str] = None) -> None:
     """Expire what waited too long, then open the oldest requests while slots and cool-down allow.
 
-    A disabled account opens nothing: its queued requests wait and expire.
+    A disabled account opens nothing: its queued requests wait and expire. A queued trade that
+    cannot be recorded (its expected payout would overflow the lane it joins) expires at once,
+    except ``own_trade_id``, the request being made: that one is refused.
     """
-    expire_queue(book, now)
-    if not book.account.enabled:
+    expire_queue(state, now)
+    if not state.account.enabled:
         return
-    for trade in book.queue():
-        if len(book.open_trades()) >= book.slots() or book.cool_down_left(now) > 0:
+    for trade in state.queue():
+        if len(state.open_trades()) >= state.slots() or state.cool_down_left(now) > 0:
             break
-        _open(book, trade, now)
+        try:
+            _open(state, trade, now)
+        except InvalidInput as refused:
+            if trade.trade_id == own_trade_id:
+                raise
+            _expire(state, trade, now)
+            state.notes.append(f"trade expired unopened account={state.account.name} trade={trade.trade_id} reason={refused}")
 
 
-def choose_lane(book: Book, symbol: str) -> Optional[Lane]:
-    """The idle active lane a new trade joins, by the account's strategy (SPEC §4)."""
-    idle = [l for l in book.active_lanes() if book.open_trade_of(l.lane_id) is None]
-    if not idle:
-        return None
-    strategy = book.settings.lane_assignment_strategy
+def _by_strategy(state: AccountState, symbol: str) -> list[Lane]:
+    idle = [l for l in state.active_lanes() if state.open_trade_of(l.lane_id) is None]
+    strategy = state.settings.lane_assignment_strategy
     if strategy == ROUND_ROBIN:
-        return min(idle, key=lambda l: (l.last_assigned_at or l.created_at, _order(l.pk), l.lane_id))
+        return sorted(idle, key=lambda l: (l.last_assigned_at or l.created_at, _order(l.pk), l.lane_id))
     if strategy == SYMBOL_PRIORITY:
-        same_symbol = [l for l in idle if l.symbol == symbol]
-        return min(same_symbol or idle, key=_fifo_key)
-    return min(idle, key=_fifo_key)
+        same = [l for l in idle if l.symbol == symbol]
+        return same + [l for l in idle if l.symbol != symbol]  # both already oldest first
+    return idle
 
 
-def _open(book: Book, trade: Trade, now: datetime) -> None:
-    account = book.account
+def choose_lane(state: AccountState, trade: Trade) -> Optional[Lane]:
+    """The idle active lane a new trade joins (SPEC §4): the strategy's first that can record it.
+
+    A requested expected payout that would take that lane's total potential payout past its
+    column is refused (the bot learns at once); lanes that cannot record the trade otherwise (full)
+    are passed over, so they never block the account.
+    """
+    rate = state.account.payout_rate
+    for lane in _by_strategy(state, trade.symbol):
+        stake = lane.current_amount
+        if len(lane.trade_ids) >= MAX_LANE_TRADES or not fits(lane.total_invested + stake):
+            continue
+        payout = trade.requested_payout if trade.requested_payout is not None else default_expected_payout(stake, rate)
+        if fits(lane.total_potential_payout + payout):
+            return lane
+        if trade.requested_payout is not None:
+            room = MONEY_MAX - lane.total_potential_payout
+            raise InvalidInput(
+                {
+                    "expected_payout": (
+                        f"the trade would join lane {lane.lane_id}, whose total potential payout "
+                        f"({lane.total_potential_payout:,.2f}) cannot take {payout:,.2f} more within "
+                        f"{MONEY_MAX:,.2f}" + (f": at most {room:,.2f}" if room > ZERO else "")
+                    )
+                }
+            )
+    return None
+
+
+def _open(state: AccountState, trade: Trade, now: datetime) -> None:
+    account = state.account
     lane = None
-    if book.legacy():
+    if state.legacy():
         kind = LEGACY
-        level = account.legacy_losses if account.martingale_enabled else 0
+        level = legacy_level(account)
+        if account.martingale_enabled and account.legacy_losses != level:
+            account.legacy_losses = level  # a k past the max level restarts the progression
+            state.account_dirty = True
         amount = stake_at(account.base_amount, account.multiplier, level)
-    elif account.martingale_enabled and (lane := choose_lane(book, trade.symbol)) is not None:
+    elif account.martingale_enabled and (lane := choose_lane(state, trade)) is not None:
         kind, level, amount = LANE, lane.current_level, lane.current_amount
     else:
         kind, level, amount = BASE, 0, account.base_amount
@@ -295,15 +490,15 @@ def _open(book: Book, trade: Trade, now: datetime) -> None:
         if trade.requested_payout is not None
         else default_expected_payout(amount, account.payout_rate)
     )
-    book.last_open = now
-    book.dirty_trades.add(trade.trade_id)
+    state.last_open = now
+    state.dirty_trades.add(trade.trade_id)
     if lane is not None:
         trade.lane_id = lane.lane_id
         lane.trade_ids.append(trade.trade_id)
         lane.total_invested += amount
         lane.total_potential_payout += trade.expected_payout
         lane.last_assigned_at = now
-        book._event("trade_assigned", lane, trade.trade_id, level=level, amount=str(amount))
+        state._event("trade_assigned", lane, trade.trade_id, level=level, amount=str(amount))
 
 
 # --- Operations -----------------------------------------------------------------------------
@@ -319,11 +514,11 @@ def same_request(trade: Trade, request: Request) -> bool:
     )
 
 
-def request_trade(book: Book, request: Request, now: datetime) -> Trade:
+def request_trade(state: AccountState, request: Request, now: datetime) -> Trade:
     """A new trade request: open it now, queue it, or refuse it (SPEC §3)."""
-    if not book.account.enabled:
-        raise AccountDisabled(f"account {book.account.name} is disabled")
-    expire_queue(book, now)
+    if not state.account.enabled:
+        raise AccountDisabled(f"account {state.account.name} is disabled")
+    expire_queue(state, now)
     trade = Trade(
         trade_id=request.trade_id,
         symbol=request.symbol,
@@ -333,59 +528,66 @@ def request_trade(book: Book, request: Request, now: datetime) -> Trade:
         requested_at=now,
         expires_at=now + timedelta(seconds=request.max_wait_seconds),
     )
-    can_open = not book.queue() and len(book.open_trades()) < book.slots() and book.cool_down_left(now) == 0
+    can_open = not state.queue() and len(state.open_trades()) < state.slots() and state.cool_down_left(now) == 0
     if not can_open and request.max_wait_seconds == 0:
-        retry_after = max(1, math.ceil(book.cool_down_left(now)))
+        retry_after = max(1, math.ceil(state.cool_down_left(now)))
         raise Busy("no slot is free now and max_wait_seconds is 0", retry_after)
-    book.trades[trade.trade_id] = trade
-    book.dirty_trades.add(trade.trade_id)
     if can_open:
-        _open(book, trade, now)
-    serve_queue(book, now)
+        _open(state, trade, now)  # before serving the queue: with max_wait_seconds 0 it expires now
+    state.trades[trade.trade_id] = trade
+    state.dirty_trades.add(trade.trade_id)
+    serve_queue(state, now, own_trade_id=trade.trade_id)
     return trade
 
 
 def settle_trade(
-    book: Book, trade_id: str, result: str, payout: Optional[Decimal], now: datetime, new_lane_id: Callable[[], str]
+    state: AccountState,
+    trade_id: str,
+    result: str,
+    payout: Optional[Decimal],
+    now: datetime,
+    new_lane_id: Callable[[], str],
+    *,
+    by_hand: bool = False,
 ) -> bool:
-    """Record a win, loss or draw and move the lanes on (SPEC §5). False when it was a repeat."""
-    trade = book.trades[trade_id]
+    """Record a win, loss or draw and move the lanes on (SPEC §5). False when it was a repeat.
+
+    ``by_hand``: a person entered the result (a lost result settled from the dashboard or the
+    command line); the audit trail records it with its own event.
+    """
+    trade = state.trades[trade_id]
     if trade.status in SETTLED:
         if RESULT_STATUS[result] == trade.status and (payout is None or payout == trade.payout):
-            serve_queue(book, now)
+            serve_queue(state, now)
             return False
         raise Conflict(f"trade {trade_id} is already settled as {trade.status}")
     if trade.status != OPEN:
         raise Conflict(f"trade {trade_id} is {trade.status}: only an open trade takes a result")
-    stake = trade.amount
-    if result == WIN:
-        trade.payout = payout if payout is not None else trade.expected_payout
-        trade.profit = trade.payout - stake
-    elif result == LOSS:
-        trade.payout = payout if payout is not None else ZERO
-        trade.profit = -stake
-    else:
-        trade.payout = payout if payout is not None else stake
-        trade.profit = ZERO
+    trade.payout = settled_payout(result, payout, trade)
+    trade.profit = trade.payout - trade.amount
     trade.status = RESULT_STATUS[result]
     trade.settled_at = now
-    book.dirty_trades.add(trade_id)
+    state.dirty_trades.add(trade_id)
 
-    if trade.kind == LEGACY or book.legacy_only:
-        _settle_legacy(book, result)
+    lane = state.lanes.get(trade.lane_id) if trade.lane_id else None
+    if by_hand:
+        state._event(
+            "settled_by_hand", lane if lane is not None and lane.status == ACTIVE else None, trade_id,
+            result=result, payout=str(trade.payout), profit=str(trade.profit),
+        )
+    if trade.kind == LEGACY:
+        _settle_legacy(state, result)
     elif trade.kind == BASE:
-        if result == LOSS and book.account.martingale_enabled:
-            _maybe_create_lane(book, trade, now, new_lane_id)
-    else:
-        lane = book.lanes.get(trade.lane_id)
-        if lane is not None and lane.status == ACTIVE:  # else force-completed meanwhile: trade only
-            _settle_lane(book, lane, trade, result, now)
-    serve_queue(book, now)
+        if result == LOSS and state.account.martingale_enabled and not state.legacy():
+            _maybe_create_lane(state, trade, now, new_lane_id)
+    elif lane is not None and lane.status == ACTIVE:  # else force-completed meanwhile: trade only
+        _settle_lane(state, lane, trade, result, now)
+    serve_queue(state, now)
     return True
 
 
-def _settle_legacy(book: Book, result: str) -> None:
-    account = book.account
+def _settle_legacy(state: AccountState, result: str) -> None:
+    account = state.account
     if not account.martingale_enabled or result == DRAW:
         return
     before = account.legacy_losses
@@ -393,24 +595,27 @@ def _settle_legacy(book: Book, result: str) -> None:
         account.legacy_losses = 0
     else:
         account.legacy_losses = before + 1 if before + 1 <= account.max_level else 0
-    book.account_dirty = book.account_dirty or account.legacy_losses != before
+    state.account_dirty = state.account_dirty or account.legacy_losses != before
 
 
-def _maybe_create_lane(book: Book, trade: Trade, now: datetime, new_lane_id: Callable[[], str]) -> None:
-    settings, account = book.settings, book.account
-    active = len(book.active_lanes())
+def _maybe_create_lane(state: AccountState, trade: Trade, now: datetime, new_lane_id: Callable[[], str]) -> None:
+    settings, account = state.settings, state.account
+    active = len(state.active_lanes())
+    top = stake_at(trade.amount, account.multiplier, account.max_level)
     if not settings.auto_create_lanes:
         reason = "auto_create_lanes is off"
-    elif active >= settings.max_concurrent_lanes:
+    elif lane_limit_reached(settings, active):
         reason = f"max_concurrent_lanes reached ({active} of {settings.max_concurrent_lanes} active)"
-    elif book.lanes_created_today >= settings.max_daily_lanes:
-        reason = f"max_daily_lanes reached ({book.lanes_created_today} of {settings.max_daily_lanes} today)"
+    elif daily_limit_reached(settings, state.lanes_created_today):
+        reason = f"max_daily_lanes reached ({state.lanes_created_today} of {settings.max_daily_lanes} today)"
+    elif top > MONEY_MAX:  # the settings changed since this trade opened
+        reason = f"the stake at level {account.max_level} would be {top:,.2f}, more than {MONEY_MAX:,.2f}"
     else:
         reason = None
     if reason is not None:
-        book._event("not_created", None, trade.trade_id, reason=reason, symbol=trade.symbol)
+        state._event("not_created", None, trade.trade_id, reason=reason, symbol=trade.symbol)
+        state.notes.append(f"lane not created account={account.name} trade={trade.trade_id} reason={reason}")
         return
-    book._new_lanes += 1
     lane = Lane(
         lane_id=new_lane_id(),
         symbol=trade.symbol,
@@ -424,63 +629,75 @@ def _maybe_create_lane(book: Book, trade: Trade, now: datetime, new_lane_id: Cal
         trade_ids=[trade.trade_id],
         created_at=now,
     )
-    book.lanes[lane.lane_id] = lane
-    book.lanes_created_today += 1
-    book._event("created", lane, trade.trade_id, level=1, amount=str(lane.current_amount), base_amount=str(trade.amount))
+    state.lanes[lane.lane_id] = lane
+    state.lanes_created_today += 1
+    state._event("created", lane, trade.trade_id, level=1, amount=str(lane.current_amount), base_amount=str(trade.amount))
 
 
-def _settle_lane(book: Book, lane: Lane, trade: Trade, result: str, now: datetime) -> None:
+def _settle_lane(state: AccountState, lane: Lane, trade: Trade, result: str, now: datetime) -> None:
     level = trade.level
     if result == WIN:
         lane.status, lane.outcome, lane.completed_at = COMPLETED, RECOVERED, now
-        book._event("recovered", lane, trade.trade_id, level=level, profit=str(trade.profit))
+        state._event("recovered", lane, trade.trade_id, level=level, profit=str(trade.profit))
     elif result == DRAW:
-        book._event("draw", lane, trade.trade_id, level=level)
-    elif level >= lane.max_level:
+        state._event("draw", lane, trade.trade_id, level=level)
+    elif at_last_level(level, lane.max_level):
         lane.status, lane.outcome, lane.completed_at = COMPLETED, EXHAUSTED, now
-        book._event("exhausted", lane, trade.trade_id, level=level, total_invested=str(lane.total_invested))
+        state._event("exhausted", lane, trade.trade_id, level=level, total_invested=str(lane.total_invested))
     else:
         lane.current_level = level + 1
         lane.current_amount = stake_at(lane.base_amount, lane.multiplier, lane.current_level)
-        book._event("advanced", lane, trade.trade_id, level=lane.current_level, amount=str(lane.current_amount))
+        state._event("advanced", lane, trade.trade_id, level=lane.current_level, amount=str(lane.current_amount))
 
 
-def cancel_trade(book: Book, trade_id: str, now: datetime) -> bool:
+def cancel_trade(state: AccountState, trade_id: str, now: datetime) -> bool:
     """Cancel a queued or open trade (SPEC §5). False when it was already cancelled."""
-    trade = book.trades[trade_id]
+    trade = state.trades[trade_id]
     if trade.status == CANCELLED:
-        serve_queue(book, now)
+        serve_queue(state, now)
         return False
-    if trade.status not in (QUEUED, OPEN):
+    if trade.status not in LIVE:
         raise Conflict(f"trade {trade_id} is {trade.status}: only a queued or open trade can be cancelled")
     was_open = trade.status == OPEN
     trade.status = CANCELLED
     trade.settled_at = now
     trade.profit = ZERO if was_open else None
-    book.dirty_trades.add(trade_id)
-    lane = book.lanes.get(trade.lane_id) if was_open and trade.kind == LANE else None
+    state.dirty_trades.add(trade_id)
+    lane = state.lanes.get(trade.lane_id) if was_open and trade.kind == LANE else None
     if lane is not None and lane.status == ACTIVE:
         lane.trade_ids.remove(trade_id)
         lane.total_invested -= trade.amount
         lane.total_potential_payout -= trade.expected_payout
-        book._event("trade_cancelled", lane, trade_id, level=trade.level, amount=str(trade.amount))
-    serve_queue(book, now)
+        state._event("trade_cancelled", lane, trade_id, level=trade.level, amount=str(trade.amount))
+    serve_queue(state, now)
     return True
 
 
-def complete_lane(book: Book, lane_id: str, status: str, now: datetime) -> Lane:
+def complete_lane(state: AccountState, lane_id: str, status: str, now: datetime) -> Lane:
     """End an active lane by hand: status ``completed`` or ``cancelled`` (SPEC §7)."""
-    lane = book.lanes.get(lane_id)
+    lane = _end_lane(state, lane_id, status, now)
+    serve_queue(state, now)
+    return lane
+
+
+def complete_all_lanes(state: AccountState, status: str, now: datetime) -> list[Lane]:
+    """Reset: end every active lane of the account in one change, then serve the queue (SPEC §7)."""
+    ended = [_end_lane(state, lane.lane_id, status, now) for lane in state.active_lanes()]
+    serve_queue(state, now)
+    return ended
+
+
+def _end_lane(state: AccountState, lane_id: str, status: str, now: datetime) -> Lane:
+    if status not in LANE_END_STATUSES:
+        raise InvalidInput({"status": "must be completed or cancelled"})
+    lane = state.lanes.get(lane_id)
     if lane is None or lane.status != ACTIVE:
         raise Conflict(f"lane {lane_id} is already finished")
-    if status not in (COMPLETED, CANCELLED):
-        raise ValueError(f"status must be completed or cancelled, not {status!r}")
     lane.status = status
     lane.outcome = FORCE_COMPLETED if status == COMPLETED else CANCELLED
     lane.completed_at = now
-    open_trade = book.open_trade_of(lane_id)
-    book._event(
+    open_trade = state.open_trade_of(lane_id)
+    state._event(
         lane.outcome, lane, open_trade.trade_id if open_trade else None, level=lane.current_level, status=status
     )
-    serve_queue(book, now)
     return lane

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from django import forms
 
-from settings_app.validation import ConfigError, check_stake_fits, clean_account_fields
+from settings_app.forms import help_for
+from settings_app.validation import check_stake_fits, clean_account_fields
 
 from .models import Account
+from .ranges import PAYOUT, InvalidInput
 from .validation import clean_account_name
 
 MONEY_FIELDS = ("balance", "base_amount", "martingale_multiplier", "payout_rate", "martingale_max_level")
@@ -14,11 +16,11 @@ FLAG_FIELDS = ("is_demo", "enabled", "martingale_enabled", "enhanced_martingale_
 
 class AccountAdminForm(forms.ModelForm):
     # Text, not DecimalField/IntegerField, so the messages are settings_app.validation's.
-    balance = forms.CharField(required=False, help_text="0.00–99,999,999.99")
-    base_amount = forms.CharField(required=False, help_text="0.01–99,999,999.99")
-    martingale_multiplier = forms.CharField(required=False, help_text="1.01–999.99")
-    martingale_max_level = forms.CharField(required=False, help_text="1–20")
-    payout_rate = forms.CharField(required=False, help_text="0.0100–10.0000")
+    balance = forms.CharField(required=False, help_text=help_for("balance"))
+    base_amount = forms.CharField(required=False, help_text=help_for("base_amount"))
+    martingale_multiplier = forms.CharField(required=False, help_text=help_for("martingale_multiplier"))
+    martingale_max_level = forms.CharField(required=False, help_text=help_for("martingale_max_level"))
+    payout_rate = forms.CharField(required=False, help_text=help_for("payout_rate"))
 
     class Meta:
         model = Account
@@ -27,7 +29,7 @@ class AccountAdminForm(forms.ModelForm):
     def clean_worker_name(self):
         try:
             return clean_account_name(self.cleaned_data["worker_name"], field="worker_name")
-        except ConfigError as error:
+        except InvalidInput as error:
             raise forms.ValidationError(error.errors["worker_name"]) from None
 
     def clean(self):
@@ -42,9 +44,32 @@ class AccountAdminForm(forms.ModelForm):
                 self.account_values.get("martingale_max_level", self.instance.martingale_max_level),
                 self.account_values.get("payout_rate", self.instance.payout_rate),
             )
-        except ConfigError as error:
+        except InvalidInput as error:
             for field, message in error.errors.items():
                 self.add_error(field if field in self.fields else None, message)
             self.account_values = {}
         data.update(self.account_values)
         return data
+
+
+class SettleForm(forms.Form):
+    """A result entered by hand for an open trade whose bot lost track of it."""
+
+    result = forms.ChoiceField(
+        choices=[("win", "Win"), ("loss", "Loss"), ("draw", "Draw")], widget=forms.RadioSelect, label="Result"
+    )
+    payout = forms.CharField(
+        required=False,
+        label="Payout (optional)",
+        help_text=PAYOUT.help,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+
+    def clean_payout(self):
+        raw = self.cleaned_data["payout"].strip()
+        if not raw:
+            return None
+        try:
+            return PAYOUT.clean(raw)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None

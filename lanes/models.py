@@ -11,24 +11,40 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from .fields import JSONListTextField
+from .ranges import ACCOUNT_DEFAULTS
 
 
 class Account(models.Model):
     worker_name = models.CharField(max_length=100, unique=True)
-    is_demo = models.BooleanField(default=True, db_default=True)
-    enabled = models.BooleanField(default=True, db_default=True)
-    balance = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00"))
-    base_amount = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1.00"), db_default=Decimal("1.00"))
-    martingale_multiplier = models.DecimalField(
-        max_digits=5, decimal_places=2, default=Decimal("2.00"), db_default=Decimal("2.00")
+    is_demo = models.BooleanField(default=ACCOUNT_DEFAULTS["is_demo"], db_default=ACCOUNT_DEFAULTS["is_demo"])
+    enabled = models.BooleanField(default=ACCOUNT_DEFAULTS["enabled"], db_default=ACCOUNT_DEFAULTS["enabled"])
+    balance = models.DecimalField(
+        max_digits=10, decimal_places=2, default=ACCOUNT_DEFAULTS["balance"], db_default=ACCOUNT_DEFAULTS["balance"]
     )
-    martingale_enabled = models.BooleanField(default=True, db_default=True)
+    base_amount = models.DecimalField(
+        max_digits=10, decimal_places=2, default=ACCOUNT_DEFAULTS["base_amount"], db_default=ACCOUNT_DEFAULTS["base_amount"]
+    )
+    martingale_multiplier = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=ACCOUNT_DEFAULTS["martingale_multiplier"],
+        db_default=ACCOUNT_DEFAULTS["martingale_multiplier"],
+    )
+    martingale_enabled = models.BooleanField(
+        default=ACCOUNT_DEFAULTS["martingale_enabled"], db_default=ACCOUNT_DEFAULTS["martingale_enabled"]
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     last_updated = models.DateTimeField(auto_now=True, db_default=Now())
     # The project's columns.
-    martingale_max_level = models.IntegerField(default=7, db_default=7)
-    payout_rate = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.8500"), db_default=Decimal("0.8500"))
-    enhanced_martingale_enabled = models.BooleanField(default=True, db_default=True)
+    martingale_max_level = models.IntegerField(
+        default=ACCOUNT_DEFAULTS["martingale_max_level"], db_default=ACCOUNT_DEFAULTS["martingale_max_level"]
+    )
+    payout_rate = models.DecimalField(
+        max_digits=5, decimal_places=4, default=ACCOUNT_DEFAULTS["payout_rate"], db_default=ACCOUNT_DEFAULTS["payout_rate"]
+    )
+    enhanced_martingale_enabled = models.BooleanField(
+        default=ACCOUNT_DEFAULTS["enhanced_martingale_enabled"], db_default=ACCOUNT_DEFAULTS["enhanced_martingale_enabled"]
+    )
     legacy_consecutive_losses = models.IntegerField(default=0, db_default=0)
     # No column: joins trading_settings on account_name, so one locking query reads both rows.
     trading_settings = models.ForeignObject(
@@ -126,7 +142,10 @@ class Trade(models.Model):
     direction = models.CharField(max_length=4, choices=Direction.choices, null=True, blank=True)
     status = models.CharField(max_length=9, choices=TradeStatus.choices)
     kind = models.CharField(max_length=6, choices=TradeKind.choices, null=True, blank=True)
-    lane = models.ForeignKey(Lane, on_delete=models.PROTECT, null=True, blank=True, related_name="trades")
+    # By the lane's lane_id (as the API names it), so trade.lane_id is what everyone calls the lane.
+    lane = models.ForeignKey(
+        Lane, on_delete=models.PROTECT, to_field="lane_id", null=True, blank=True, related_name="trades"
+    )
     level = models.IntegerField(null=True, blank=True)
     amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     requested_payout = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
@@ -177,12 +196,15 @@ class LaneEventKind(models.TextChoices):
     FORCE_COMPLETED = "force_completed", "Force-completed"
     CANCELLED = "cancelled", "Cancelled"
     NOT_CREATED = "not_created", "Lane not created"
+    SETTLED_BY_HAND = "settled_by_hand", "Result entered by hand"
 
 
 class LaneEvent(models.Model):
     """The append-only audit trail: one row per lane change, written with the change."""
 
-    lane = models.ForeignKey(Lane, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    lane = models.ForeignKey(
+        Lane, on_delete=models.PROTECT, to_field="lane_id", null=True, blank=True, related_name="events"
+    )
     account_name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=LaneEventKind.choices)
     trade_id = models.CharField(max_length=100, null=True, blank=True)

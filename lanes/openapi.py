@@ -6,16 +6,21 @@ exactly the routes of ``lanes.urls`` with the methods each view allows.
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from settings_app.validation import MONEY_MAX, STRATEGIES
-
 from .models import Direction, LaneEventKind, LaneOutcome, LaneStatus, TradeKind, TradeStatus
-from .validation import NAME_RE, SYMBOL_RE, TRADE_ID_RE
+from .ranges import (
+    ACCOUNT as ACCOUNT_FIELDS, LANE_LIST_LIMIT, MAX_WAIT_SECONDS, MONEY_MAX, SETTINGS as SETTINGS_FIELDS, STATS_DAYS,
+    Amount, Choice, Flag, Whole,
+)
+from .validation import ID_RE, SYMBOL_RE
+
+NAME_RE = TRADE_ID_RE = ID_RE
 
 ERROR_CODES = [
     "invalid", "invalid_json", "unsupported_media_type", "too_large", "unauthorized", "forbidden",
-    "not_found", "method_not_allowed", "busy", "account_disabled", "conflict", "internal_error",
+    "not_found", "method_not_allowed", "busy", "account_disabled", "conflict", "engine_error", "internal_error",
 ]
 
 
@@ -58,26 +63,45 @@ MONEY = {"$ref": "#/components/schemas/Money"}
 RATE = {"type": "number", "minimum": 0, "maximum": 1}
 
 
-def money_input(low: str, description: str) -> dict:
+def money_input(low: str, description: str, field: Amount | None = None) -> dict:
+    places = field.places if field else 2
+    high = field.high if field else MONEY_MAX
+    digits = len(str(int(high)))
     return {
         "type": ["string", "number"],
-        "pattern": r"^[0-9]{1,8}(\.[0-9]{1,2})?$",
+        "pattern": rf"^[0-9]{{1,{digits}}}(\.[0-9]{{1,{places}}})?$",
         "minimum": float(low),
-        "maximum": float(MONEY_MAX),
-        "multipleOf": 0.01,
-        "description": description + f" From {low} to {MONEY_MAX}, at most 2 decimal places; "
+        "maximum": float(high),
+        "multipleOf": float(Decimal(1).scaleb(-places)),
+        "description": description + f" From {low} to {high}, at most {places} decimal places; "
         "send a string (\"1.85\") to keep it exact. NaN and Infinity are refused.",
     }
 
 
-SETTINGS_PROPERTIES = {
-    "concurrent_trading_enabled": {**BOOLEAN, "default": False},
-    "max_concurrent_lanes": {**INTEGER, "minimum": 1, "maximum": 10, "default": 3},
-    "lane_assignment_strategy": {"type": "string", "enum": list(STRATEGIES), "default": "fifo"},
-    "auto_create_lanes": {**BOOLEAN, "default": True},
-    "cool_down_seconds": {**INTEGER, "minimum": 0, "maximum": 3600, "default": 0},
-    "max_daily_lanes": {**INTEGER, "minimum": 1, "maximum": 50, "default": 10},
-}
+def schema_of(field, default: bool = True) -> dict:
+    """The JSON schema of a field of lanes.ranges."""
+    if isinstance(field, Flag):
+        schema = dict(BOOLEAN)
+    elif isinstance(field, Whole):
+        schema = {**INTEGER, "minimum": field.low, "maximum": field.high}
+    elif isinstance(field, Choice):
+        schema = {"type": "string", "enum": list(field.choices)}
+    else:
+        schema = money_input(str(field.low), field.help, field)
+    if field.help and "description" not in schema:
+        schema["description"] = field.help
+    if default and field.default is not None and not isinstance(field, Amount):
+        schema["default"] = field.default
+    return schema
+
+
+SETTINGS_PROPERTIES = {name: schema_of(field) for name, field in SETTINGS_FIELDS.items()}
+ACCOUNT_PROPERTIES = {name: schema_of(field, default=False) for name, field in ACCOUNT_FIELDS.items()}
+WARNING = obj(
+    {"code": STRING, "message": STRING, "active_lanes": INTEGER},
+    required=["code", "message"],
+    closed=False,
+)
 
 TRADE = obj(
     {
@@ -97,7 +121,7 @@ TRADE = obj(
         "opened_at": nullable(TIME),
         "settled_at": nullable(TIME),
         "expires_at": nullable(TIME),
-        "max_wait_seconds": {**INTEGER, "minimum": 0, "maximum": 3600},
+        "max_wait_seconds": schema_of(MAX_WAIT_SECONDS, default=False),
         "queue_position": {
             "type": ["integer", "null"],
             "minimum": 1,
@@ -151,7 +175,7 @@ ACCOUNT = obj(
         "base_amount": MONEY,
         "martingale_multiplier": MONEY,
         "martingale_enabled": BOOLEAN,
-        "martingale_max_level": {**INTEGER, "minimum": 1, "maximum": 20},
+        "martingale_max_level": schema_of(ACCOUNT_FIELDS["martingale_max_level"], default=False),
         "payout_rate": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{4}$"},
         "enhanced_martingale_enabled": BOOLEAN,
         "legacy_consecutive_losses": INTEGER,
@@ -172,7 +196,7 @@ TRADE_COUNTS = {
 STATS = obj(
     {
         "account": {"type": ["string", "null"]},
-        "days": {**INTEGER, "minimum": 1, "maximum": 365},
+        "days": schema_of(STATS_DAYS, default=False),
         "since": TIME,
         "until": TIME,
         "lanes_created": INTEGER,
@@ -261,7 +285,7 @@ SCHEMAS: dict[str, Any] = {
                         "additionalProperties": STRING,
                         "description": "each field at fault and what is wrong with it",
                     },
-                    "retry_after": {**INTEGER, "minimum": 1, "description": "seconds; with code busy"},
+                    "retry_after": {**INTEGER, "minimum": 1, "description": "seconds; with code busy (also the Retry-After header)"},
                 },
                 required=["code", "message"],
             )
@@ -276,10 +300,7 @@ SCHEMAS: dict[str, Any] = {
             "direction": nullable({"type": "string", "enum": list(Direction.values)}),
             "expected_payout": nullable(money_input("0.01", "What a win would return, stake included.")),
             "max_wait_seconds": {
-                **INTEGER,
-                "minimum": 0,
-                "maximum": 3600,
-                "default": 60,
+                **schema_of(MAX_WAIT_SECONDS),
                 "description": "how long the request may wait in the queue; 0 = refuse with 409 busy instead",
             },
         },
@@ -288,7 +309,13 @@ SCHEMAS: dict[str, Any] = {
     "ResultRequest": obj(
         {
             "result": {"type": "string", "enum": ["win", "loss", "draw"]},
-            "payout": nullable(money_input("0.00", "What the broker returned; a win defaults to the expected payout.")),
+            "payout": nullable(
+                money_input(
+                    "0.00",
+                    "What the broker returned: a win's must be more than the stake (default: the expected payout), "
+                    "a loss's at least 0 and less than the stake (default 0), a draw's the stake (its default).",
+                )
+            ),
         },
         required=["result"],
     ),
@@ -296,6 +323,30 @@ SCHEMAS: dict[str, Any] = {
     "CompleteRequest": obj({"status": {"type": "string", "enum": ["completed", "cancelled"], "default": "completed"}}),
     "SettingsPatch": obj(SETTINGS_PROPERTIES, minProperties=1),
     "Settings": obj({"account": STRING, **SETTINGS_PROPERTIES}, required=["account", *SETTINGS_PROPERTIES]),
+    "AccountPatch": obj(
+        {
+            **ACCOUNT_PROPERTIES,
+            "complete_active_lanes": {
+                **BOOLEAN,
+                "default": False,
+                "description": "also complete (force_completed) every active lane of the account in the same change",
+            },
+        },
+        minProperties=1,
+    ),
+    "AccountChange": obj(
+        {
+            **ACCOUNT["properties"],
+            "warnings": {
+                "type": "array",
+                "items": WARNING,
+                "description": "e.g. lanes_take_no_trades: active lanes stay idle while martingale is off or in legacy mode",
+            },
+            "completed_lanes": {"type": "array", "items": STRING, "description": "the lanes complete_active_lanes completed"},
+        },
+        required=["worker_name", "warnings", "completed_lanes"],
+        closed=False,
+    ),
     "Trade": TRADE,
     "TradeWithLane": {
         "allOf": [ref("Trade"), {"type": "object", "properties": {"lane": nullable(ref("Lane"))}, "required": ["lane"]}]
@@ -326,7 +377,13 @@ SCHEMAS: dict[str, Any] = {
             },
         ]
     },
-    "LaneList": obj({"lanes": {"type": "array", "items": ref("Lane")}}, required=["lanes"]),
+    "LaneList": obj(
+        {
+            "lanes": {"type": "array", "items": ref("Lane")},
+            "next": {"type": ["string", "null"], "description": "the cursor of the next page; null on the last"},
+        },
+        required=["lanes", "next"],
+    ),
     "Account": ACCOUNT,
     "AccountStatus": obj(
         {
@@ -342,6 +399,7 @@ SCHEMAS: dict[str, Any] = {
             "net_profit_today": MONEY,
             "lane_worst_case": MONEY,
             "worst_case_exposure": MONEY,
+            "warnings": {"type": "array", "items": obj({"kind": STRING, "message": STRING}, required=["kind", "message"])},
         },
         required=["account", "settings", "slots", "active_lanes", "open_trades", "queued_trades"],
         closed=False,
@@ -408,7 +466,7 @@ DAYS = {
     "in": "query",
     "required": False,
     "description": "the window in days of 24 hours",
-    "schema": {**INTEGER, "minimum": 1, "maximum": 365, "default": 7},
+    "schema": schema_of(STATS_DAYS),
 }
 
 E400 = error("Invalid input: `fields` names each parameter or body field at fault")
@@ -416,6 +474,9 @@ E401 = error("Missing, malformed, unknown or revoked token")
 E403 = error("The account is outside the token's scope")
 E404 = error("No such account, trade or lane")
 E409 = error("Refused by the contract's rules (conflict, busy, account_disabled)")
+E503 = error(
+    "engine_error: the lane logic failed on this change; nothing was written, retry later (Retry-After header)"
+)
 BODY_ERRORS = {
     "413": error("The body is larger than 64 KiB"),
     "415": error("The body is not sent as application/json"),
@@ -474,6 +535,7 @@ PATHS = {
                 "403": E403,
                 "404": E404,
                 "409": error("The trade is settled with another result, or is queued, expired or cancelled"),
+                "503": E503,
             },
             body_errors=True,
             requestBody=body("ResultRequest"),
@@ -490,6 +552,7 @@ PATHS = {
                 "403": E403,
                 "404": E404,
                 "409": error("The trade is already settled or expired"),
+                "503": E503,
             },
             body_errors=True,
             requestBody=body("CancelRequest", required=False),
@@ -498,11 +561,19 @@ PATHS = {
     "/api/v1/lanes": {
         "get": operation(
             "listLanes",
-            "Lanes of the accounts in the token's scope: active ones oldest first, others newest first",
-            {"200": answer("The lanes", "LaneList"), "400": E400, "403": E403},
+            "Lanes of the accounts in the token's scope, oldest first, a page at a time",
+            {"200": answer("One page of lanes and the cursor of the next", "LaneList"), "400": E400, "403": E403},
             parameters=[
                 {"name": "account", "in": "query", "required": False, "schema": text(NAME_RE)},
                 {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(LaneStatus.values)}},
+                {"name": "limit", "in": "query", "required": False, "schema": schema_of(LANE_LIST_LIMIT)},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": False,
+                    "description": "the `next` of the previous page",
+                    "schema": {"type": "string", "maxLength": 200},
+                },
             ],
         )
     },
@@ -525,9 +596,32 @@ PATHS = {
                 "403": E403,
                 "404": E404,
                 "409": error("The lane is already finished"),
+                "503": E503,
             },
             body_errors=True,
             requestBody=body("CompleteRequest", required=False),
+        ),
+    },
+    "/api/v1/accounts/{account}": {
+        "parameters": [ACCOUNT_NAME],
+        "get": operation(
+            "getAccount",
+            "The account's own fields: stakes, payout rate, balance and switches",
+            {"200": answer("The account", "Account"), "400": E400, "403": E403, "404": E404},
+        ),
+        "patch": operation(
+            "updateAccount",
+            "Change the account's own fields; all or nothing. Switching martingale or lanes off with active "
+            "lanes answers a warning, and complete_active_lanes completes them in the same change",
+            {
+                "200": answer("The account after the change, with warnings", "AccountChange"),
+                "400": E400,
+                "403": E403,
+                "404": E404,
+                "503": E503,
+            },
+            body_errors=True,
+            requestBody=body("AccountPatch"),
         ),
     },
     "/api/v1/accounts/{account}/settings": {

@@ -1,7 +1,7 @@
 """The description's Python functions (SPEC §9), for scripts in the bot's own process.
 
 They call the same services and selectors as the API and the command line, so they refuse the
-same values with the same ``ConfigError`` and answer with the same JSON-ready dictionaries::
+same values with the same ``InvalidInput`` and answer with the same JSON-ready dictionaries::
 
     import django, os
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "martingale_project.settings")
@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import selectors, services
-from .serializers import lane_json, settings_json
+from .serializers import lane_json
 
 ACTOR = "python"
 
@@ -43,11 +43,11 @@ def get_current_martingale_status() -> dict[str, Any]:
 def configure_enhanced_martingale_settings(account: str, **settings: Any) -> dict[str, Any]:
     """Change any of the six trading settings with typed values; returns the account's settings.
 
-    Raises ``ConfigError`` (nothing changed) for an unknown setting or a value out of range, and
+    Raises ``InvalidInput`` (nothing changed) for an unknown setting or a value out of range, and
     ``services.NotFound`` for an unknown account.
     """
-    row = services.settings_update(account_name=account, values=settings, actor=ACTOR)
-    return settings_json(account, row)
+    services.settings_update(account_name=account, values=settings, actor=ACTOR)
+    return selectors.settings_get(account_name=account)
 
 
 def get_enhanced_martingale_statistics(account: Optional[str] = None, days: int = 7) -> dict[str, Any]:

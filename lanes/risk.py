@@ -1,53 +1,109 @@
-"""What a lane can cost: the stake ladder from the base trade to the last level, and the
-worst-case exposure of an account (SPEC §9, dashboard: `max_concurrent_lanes ×` the total one
-lane risks before it is exhausted).
+"""What a configuration can cost, for people to read: the ladder level by level, the most one lane
+can lose, the account's worst case against its balance, and the warnings about them.
 
-Pure functions over ``Decimal``; the stakes come from ``engine.stake_at`` so the ladder shown to a
-person is the one the engine trades.
+Pure functions over the engine's numbers (``engine.ladder``, ``engine.worst_case``, …): the
+settings page's risk panel, the account page, the overview and the command line all show this
+report, so what a trader reads is what the engine trades.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
-from .engine import ZERO, stake_at
+from . import engine
 
 
-def lane_ladder(base: Decimal, multiplier: Decimal, max_level: int) -> list[tuple[int, Decimal, Decimal]]:
-    """(level, stake, total invested if every trade up to this one is lost) for levels 0..max_level.
+@dataclass(frozen=True)
+class Rung:
+    level: int
+    stake: Decimal
+    total: Decimal  # invested by the end of this level if every trade so far lost
+    returns: Decimal  # what a win at this level returns, stake included, at the payout rate
 
-    Level 0 is the base trade whose loss creates the lane; level ``max_level`` is the last trade
-    before the lane is exhausted, so the last row's total is what one lane risks.
-    """
-    ladder = []
-    total = ZERO
-    for level in range(max_level + 1):
-        stake = stake_at(base, multiplier, level)
+    @property
+    def recovers(self) -> bool:
+        """A win here returns more than the lane has invested by then."""
+        return self.returns > self.total
+
+
+@dataclass(frozen=True)
+class Warning:
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RiskReport:
+    rungs: list[Rung]
+    lane_worst: Decimal
+    worst_case: Decimal
+    worst_label: str
+    slots: int
+    balance: Decimal
+    warnings: list[Warning]
+
+
+def report(account: engine.Account, settings: engine.Settings, balance: Decimal) -> RiskReport:
+    rungs, total = [], engine.ZERO
+    for level, stake in enumerate(engine.ladder(account.base_amount, account.multiplier, account.max_level)):
         total += stake
-        ladder.append((level, stake, total))
-    return ladder
+        rungs.append(Rung(level, stake, total, engine.default_expected_payout(stake, account.payout_rate)))
+    slots = engine.slots(account, settings)
+    worst = engine.worst_case(account, settings)
+    if not account.martingale_enabled:
+        label = f"{slots} open trade(s) × the base amount"
+    elif engine.is_legacy(account):
+        label = "one progression (legacy mode)"
+    else:
+        label = f"{settings.max_concurrent_lanes} lane(s) × {total:,.2f}"
+    warnings = []
+    if worst > balance:
+        warnings.append(Warning("balance", f"The worst case ({worst:,.2f}) exceeds the balance ({balance:,.2f})."))
+    short = next((rung for rung in rungs[1:] if not rung.recovers), None)
+    if account.martingale_enabled and short is not None:
+        warnings.append(
+            Warning(
+                "recovery",
+                f"The multiplier is too low for the payout rate: a win at level {short.level} returns "
+                f"{short.returns:,.2f}, not more than the {short.total:,.2f} the lane has invested by then.",
+            )
+        )
+    problem = engine.ladder_problem(account.base_amount, account.multiplier, account.max_level, account.payout_rate)
+    if problem is not None:
+        warnings.append(Warning("too-large", f"Cannot be saved: {problem[1]}."))
+    return RiskReport(rungs, total, worst, label, slots, balance, warnings)
 
 
-def lane_worst_case(base: Decimal, multiplier: Decimal, max_level: int) -> Decimal:
-    """The total one lane loses when every trade of its ladder loses."""
-    return lane_ladder(base, multiplier, max_level)[-1][2]
+@dataclass(frozen=True)
+class AccountCounts:
+    """What the overview and the account page count for one account (selectors fill it)."""
+
+    active_lanes: int = 0
+    lanes_at_last_level: int = 0
+    full_lanes: int = 0
+    stuck_lanes: int = 0
+    overdue_trades: int = 0
+    lanes_created_today: int = 0
 
 
-def worst_case_exposure(
-    *,
-    base: Decimal,
-    multiplier: Decimal,
-    max_level: int,
-    max_concurrent_lanes: int,
-    slots: int = 1,
-    enhanced: bool = True,
-    martingale: bool = True,
-) -> Decimal:
-    """What the account loses if every trade of every progression it may run loses.
-
-    Lanes: ``max_concurrent_lanes`` × one lane's ladder. Legacy mode runs a single progression:
-    one ladder. Without martingale each open trade stakes the base amount: ``slots`` × base.
-    """
-    if not martingale:
-        return slots * base
-    ladder = lane_worst_case(base, multiplier, max_level)
-    return max_concurrent_lanes * ladder if enhanced else ladder
+def account_warnings(
+    account: engine.Account, settings: engine.Settings, counts: AccountCounts, balance: Decimal
+) -> list[Warning]:
+    """The warnings shown beside an account, most urgent first."""
+    found = []
+    if counts.active_lanes and not engine.lanes_take_trades(account):
+        why = "martingale is off" if not account.martingale_enabled else "the account is in legacy mode"
+        found.append(Warning("idle-lanes", f"{counts.active_lanes} active lane(s) take no trades: {why}"))
+    if counts.full_lanes:
+        found.append(Warning("full-lanes", f"{counts.full_lanes} full lane(s): complete them"))
+    if counts.lanes_at_last_level:
+        found.append(Warning("last-level", f"{counts.lanes_at_last_level} lane(s) at the last level"))
+    if counts.stuck_lanes:
+        found.append(Warning("stuck", f"{counts.stuck_lanes} stuck lane(s)"))
+    if counts.overdue_trades:
+        found.append(Warning("overdue", f"{counts.overdue_trades} overdue trade(s)"))
+    if engine.daily_limit_reached(settings, counts.lanes_created_today):
+        found.append(Warning("daily-limit", "daily lane limit reached"))
+    if engine.worst_case(account, settings) > balance:
+        found.append(Warning("balance", "worst case exceeds balance"))
+    return found

@@ -9,9 +9,9 @@ from decimal import Decimal
 from typing import Any, Optional
 
 from settings_app.models import TradingSettings
-from settings_app.validation import SETTINGS_DEFAULTS
 
 from .models import Account, Lane, LaneEvent, Trade
+from .ranges import SETTINGS_DEFAULTS
 
 
 def money(value: Optional[Decimal]) -> Optional[str]:
@@ -23,7 +23,7 @@ def iso(value: Optional[datetime]) -> Optional[str]:
 
 
 def trade_json(trade: Trade, *, account_name: str, queue_position: Optional[int] = None) -> dict[str, Any]:
-    """A trade; ``trade.lane_code`` (the lane's lane_id) is set by the services and selectors."""
+    """A trade, as the API and the command line show it."""
     queued = trade.status == "queued"
     return {
         "trade_id": trade.trade_id,
@@ -32,7 +32,7 @@ def trade_json(trade: Trade, *, account_name: str, queue_position: Optional[int]
         "direction": trade.direction,
         "status": trade.status,
         "kind": None if queued else trade.kind,
-        "lane_id": None if queued else getattr(trade, "lane_code", None),
+        "lane_id": None if queued else trade.lane_id,
         "level": None if queued else trade.level,
         "amount": None if queued else money(trade.amount),
         "expected_payout": money(trade.expected_payout if trade.expected_payout is not None else trade.requested_payout),
@@ -83,7 +83,7 @@ def event_json(event: LaneEvent) -> dict[str, Any]:
 
 
 def settings_json(account_name: str, row: Optional[TradingSettings]) -> dict[str, Any]:
-    """The six settings of an account (the defaults when it has no row yet)."""
+    """The six trading settings of an account (the defaults without a row)."""
     values = {name: getattr(row, name) for name in SETTINGS_DEFAULTS} if row else dict(SETTINGS_DEFAULTS)
     return {"account": account_name, **values}
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("lanes", api.lane_index, name="api-lanes"),
     path("lanes/<str:lane_id>", api.lane_detail, name="api-lane"),
     path("lanes/<str:lane_id>/complete", api.lane_complete, name="api-lane-complete"),
+    path("accounts/<str:account>", api.account_detail, name="api-account"),
     path("accounts/<str:account>/settings", api.account_settings, name="api-account-settings"),
     path("accounts/<str:account>/status", api.account_status, name="api-account-status"),
     path("accounts/<str:account>/stats", api.account_stats, name="api-account-stats"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from decimal import Decimal
+from dataclasses import replace
 from functools import wraps
 from typing import Any, Iterable
 
@@ -24,12 +24,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods
 
-from settings_app.forms import AccountSettingsForm
-from settings_app.validation import MONEY_MAX, ConfigError
+from settings_app.forms import STAKE_FIELDS, SWITCH_FIELDS, AccountSettingsForm
+from settings_app.validation import clean_account_fields, clean_trading_settings
 
-from . import engine, selectors, services
-from .models import LaneStatus
-from .risk import lane_ladder, worst_case_exposure
+from . import engine, risk, selectors, services
+from .adapters import engine_account, engine_settings
+from .forms import SettleForm
+from .models import LaneStatus, TradeStatus
+from .ranges import InvalidInput
 from .serializers import settings_json
 
 STATS_PERIODS = (1, 7, 30)
@@ -130,8 +132,12 @@ def account_reset(request: HttpRequest, name: str) -> HttpResponse:
             hidden={},
             back=back,
         )
-    lanes = services.account_reset(account_name=account.worker_name, actor=_actor(request))
-    messages.success(request, f"{name}: {len(lanes)} active lane(s) force-completed.")
+    try:
+        lanes = services.account_reset(account_name=account.worker_name, actor=_actor(request))
+    except services.EngineUnavailable as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{name}: {len(lanes)} active lane(s) force-completed.")
     return redirect(back)
 
 
@@ -203,97 +209,72 @@ def lane_complete(request: HttpRequest, lane_id: str) -> HttpResponse:
         )
     try:
         services.lane_force_complete(lane_id=lane_id, status=status, actor=_actor(request))
-    except engine.EngineError as error:
+    except (engine.Refused, services.EngineUnavailable) as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Lane {lane_id} {done}.")
     return redirect(back)
 
 
+# --- Trades ---------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@staff_required
+def trade_settle(request: HttpRequest, trade_id: str) -> HttpResponse:
+    """Enter the result of an open trade by hand (its bot lost track of it): the same service as the
+    bot's result, with the person in the audit trail."""
+    try:
+        trade = selectors.trade_get(trade_id=trade_id)
+    except services.NotFound as error:
+        raise Http404(str(error)) from None
+    back = _next_url(request, reverse("dashboard:account", args=[trade.account.worker_name]))
+    if trade.status != TradeStatus.OPEN:
+        messages.info(request, f"Trade {trade_id} is {trade.status}: only an open trade takes a result.")
+        return redirect(back)
+    form = SettleForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.trade_settle(
+                trade_id=trade_id,
+                result=form.cleaned_data["result"],
+                payout=form.cleaned_data["payout"],
+                actor=_actor(request),
+                by_hand=True,
+            )
+        except InvalidInput as error:
+            for field, message in error.errors.items():
+                form.add_error(field if field in form.fields else None, message)
+        except (engine.Refused, services.EngineUnavailable) as error:
+            messages.error(request, str(error))
+            return redirect(back)
+        else:
+            messages.success(request, f"Trade {trade_id} settled by hand as {form.cleaned_data['result']}.")
+            return redirect(back)
+    return render(request, "lanes/settle.html", {"trade": trade, "form": form, "back": back})
+
+
 # --- Settings and the risk panel ----------------------------------------------------------------
 
 
-def _money(value: Decimal) -> str:
-    return f"{value:,.2f}"
-
-
-def risk_panel(
-    *,
-    base: Decimal,
-    multiplier: Decimal,
-    max_level: int,
-    payout_rate: Decimal,
-    max_concurrent_lanes: int,
-    concurrent: bool,
-    balance: Decimal,
-    enhanced: bool = True,
-    martingale: bool = True,
-) -> dict[str, Any]:
-    """What static/lanes/risk.js shows, computed by lanes.risk: the ladder (with what a win at
-    each level returns), one lane's and the account's worst case, and the warnings."""
-    ladder = []
-    for level, stake, total in lane_ladder(base, multiplier, max_level):
-        returns = engine.default_expected_payout(stake, payout_rate)
-        ladder.append(
-            {
-                "level": level,
-                "stake": _money(stake),
-                "total": _money(total),
-                "returns": _money(returns),
-                "recovers": returns > total,
-                "stake_value": stake,
-                "total_value": total,
-            }
-        )
-    lane_worst = ladder[-1]["total_value"]
-    slots = max_concurrent_lanes if concurrent else 1
-    worst = worst_case_exposure(
-        base=base, multiplier=multiplier, max_level=max_level, max_concurrent_lanes=max_concurrent_lanes,
-        slots=slots, enhanced=enhanced, martingale=martingale,
+def _risk_from_values(account, values) -> risk.RiskReport | None:
+    """The risk report of the settings a form holds (not saved yet); None while they are invalid."""
+    try:
+        stakes = clean_account_fields({name: values.get(name, "") for name in STAKE_FIELDS}, from_text=True)
+        lanes = clean_trading_settings({"max_concurrent_lanes": values.get("max_concurrent_lanes", "")}, from_text=True)
+    except InvalidInput:
+        return None
+    switches = {name: values.get(name) in ("on", "true", "True", True) for name in SWITCH_FIELDS}
+    rules = engine_account(account)
+    rules.base_amount, rules.multiplier = stakes["base_amount"], stakes["martingale_multiplier"]
+    rules.max_level, rules.payout_rate = stakes["martingale_max_level"], stakes["payout_rate"]
+    rules.martingale_enabled, rules.enhanced = switches["martingale_enabled"], switches["enhanced_martingale_enabled"]
+    settings = replace(
+        engine_settings(account.trading_settings),
+        max_concurrent_lanes=lanes["max_concurrent_lanes"],
+        concurrent_trading_enabled=values.get("concurrent_trading_enabled") in ("on", "true", "True", True),
     )
-    if not martingale:
-        worst_label = f"{slots} open trade(s) × the base amount"
-    elif enhanced:
-        worst_label = f"{max_concurrent_lanes} lane(s) × {_money(lane_worst)}"
-    else:
-        worst_label = "one progression (legacy mode)"
-    warnings = []
-    if worst > balance:
-        warnings.append(("balance", f"The worst case ({_money(worst)}) exceeds the balance ({_money(balance)})."))
-    short = next((row for row in ladder[1:] if not row["recovers"]), None)
-    if martingale and short is not None:
-        warnings.append((
-            "recovery",
-            f"The multiplier is too low for the payout rate: a win at level {short['level']} returns "
-            f"{short['returns']}, not more than the {short['total']} the lane has invested by then.",
-        ))
-    if ladder[-1]["stake_value"] > MONEY_MAX:
-        warnings.append((
-            "too-large",
-            f"The stake at level {max_level} would be {ladder[-1]['stake']}, more than {_money(MONEY_MAX)}.",
-        ))
-    return {
-        "ladder": ladder,
-        "lane_worst": _money(lane_worst),
-        "worst_case": _money(worst),
-        "worst_label": worst_label,
-        "balance": _money(balance),
-        "warnings": warnings,
-    }
-
-
-def _account_risk(account, settings_values: dict[str, Any]) -> dict[str, Any]:
-    return risk_panel(
-        base=account.base_amount,
-        multiplier=account.martingale_multiplier,
-        max_level=account.martingale_max_level,
-        payout_rate=account.payout_rate,
-        max_concurrent_lanes=settings_values["max_concurrent_lanes"],
-        concurrent=settings_values["concurrent_trading_enabled"],
-        balance=account.balance,
-        enhanced=account.enhanced_martingale_enabled,
-        martingale=account.martingale_enabled,
-    )
+    return risk.report(rules, settings, account.balance)
 
 
 @require_http_methods(["GET", "POST"])
@@ -301,25 +282,40 @@ def _account_risk(account, settings_values: dict[str, Any]) -> dict[str, Any]:
 def account_settings(request: HttpRequest, name: str) -> HttpResponse:
     account = _account_or_404(name)
     current = settings_json(name, account.trading_settings)
+    active = selectors.active_lane_count(account_name=name)
     if request.method == "POST":
         if not request.user.is_staff:
             raise PermissionDenied("changes need a staff user")
-        form = AccountSettingsForm(request.POST)
+        form = AccountSettingsForm(request.POST, active_lanes=active)
         if form.is_valid():
-            # Both parts were validated above, so neither service call can refuse: no half-saved change.
-            services.settings_update(account_name=name, values=form.settings_values, actor=_actor(request))
-            services.account_update(name=name, values=form.account_values)
+            # Every value was validated above, and the service saves them all in one transaction.
+            change = services.account_configure(
+                account_name=name,
+                account_values=form.account_values,
+                settings_values=form.settings_values,
+                actor=_actor(request),
+                complete_active_lanes=form.complete_active_lanes,
+            )
             messages.success(request, f"Settings of {name} saved.")
+            if change.completed_lanes:
+                messages.info(request, f"{len(change.completed_lanes)} active lane(s) force-completed.")
+            for warning in change.warnings:
+                messages.warning(request, warning["message"] + ": use Reset on this page to complete them.")
             return redirect("dashboard:account", name=name)
+        report = _risk_from_values(account, request.POST)
     else:
-        form = AccountSettingsForm(initial=AccountSettingsForm.initial_for(account, current))
-    context = {
-        "account": account,
-        "form": form,
-        "risk": _account_risk(account, current),
-        "money_max": MONEY_MAX,
-    }
-    return render(request, "lanes/settings.html", context)
+        form = AccountSettingsForm(initial=AccountSettingsForm.initial_for(account, current), active_lanes=active)
+        report = risk.report(engine_account(account), engine_settings(account.trading_settings), account.balance)
+    return render(request, "lanes/settings.html", {"account": account, "form": form, "risk": report})
+
+
+@require_GET
+@login_required
+def account_settings_risk(request: HttpRequest, name: str) -> HttpResponse:
+    """The risk panel of the values the settings form holds, recomputed on the server as the
+    trader types (htmx swaps it in)."""
+    account = _account_or_404(name)
+    return render(request, "lanes/_risk_panel.html", {"account": account, "risk": _risk_from_values(account, request.GET)})
 
 
 # --- Statistics and exports ---------------------------------------------------------------------
@@ -336,7 +332,7 @@ def stats(request: HttpRequest) -> HttpResponse:
     days, account = _period(request)
     try:
         data = selectors.stats_get(account=account, days=days)
-    except ConfigError as error:
+    except InvalidInput as error:
         messages.error(request, str(error))
         data = selectors.stats_get(account=account, days=7)
     except services.NotFound as error:
@@ -382,7 +378,7 @@ def _export(request: HttpRequest, what: str, selector, header: tuple[str, ...]) 
     days, account = _period(request)
     try:
         rows = selector(days=days, account=account)
-    except ConfigError as error:
+    except InvalidInput as error:
         return HttpResponse(str(error), status=400, content_type="text/plain; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     filename = f"{what}-{account or 'all'}-{days}d-{stamp}.csv"

@@ -2,7 +2,8 @@
 trading-settings form.
 
 Number fields are plain text here and every value is checked by ``settings_app.validation``,
-so the dashboard and the admin show the very messages the API and the CLI give.
+so the dashboard and the admin show the very messages the API and the CLI give; labels' help
+texts and ranges come from ``lanes.ranges``.
 """
 from __future__ import annotations
 
@@ -13,25 +14,35 @@ from crispy_forms.layout import Column, Fieldset, Layout, Row
 from django import forms
 
 from lanes.models import Account
+from lanes.ranges import ACCOUNT, SETTINGS, SETTINGS_DEFAULTS, Flag, InvalidInput
 
 from .models import LaneAssignmentStrategy, TradingSettings
-from .validation import SETTINGS_DEFAULTS, ConfigError, check_stake_fits, clean_account_fields, clean_trading_settings
+from .validation import check_stake_fits, clean_account_fields, clean_trading_settings
 
-ACCOUNT_FIELDS = ("base_amount", "martingale_multiplier", "martingale_max_level", "payout_rate")
+STAKE_FIELDS = ("base_amount", "martingale_multiplier", "martingale_max_level", "payout_rate")
+SWITCH_FIELDS = ("martingale_enabled", "enhanced_martingale_enabled")
 
 
-def _add_errors(form: forms.BaseForm, error: ConfigError) -> None:
+def help_for(name: str) -> str:
+    """A field's help text with its allowed range, from lanes.ranges."""
+    field = SETTINGS.get(name) or ACCOUNT[name]
+    if isinstance(field, Flag):
+        return field.help
+    return f"{field.help} {field.describe()}."
+
+
+def _add_errors(form: forms.BaseForm, error: InvalidInput) -> None:
     for field, message in error.errors.items():
         form.add_error(field if field in form.fields else None, message)
 
 
-def _text(label: str, help_text: str = "", inputmode: str = "decimal") -> forms.CharField:
+def _text(label: str, name: str, inputmode: str = "decimal") -> forms.CharField:
     # Not an IntegerField/DecimalField: their own messages (and the browser's min/max checks)
     # would differ from the API's; settings_app.validation has the only say.
     return forms.CharField(
         label=label,
         required=False,
-        help_text=help_text,
+        help_text=help_for(name),
         widget=forms.TextInput(attrs={"inputmode": inputmode, "autocomplete": "off"}),
     )
 
@@ -39,37 +50,54 @@ def _text(label: str, help_text: str = "", inputmode: str = "decimal") -> forms.
 def _settings_fields() -> dict[str, forms.Field]:
     return {
         "concurrent_trading_enabled": forms.BooleanField(
-            label="Concurrent trading", required=False, help_text="Several lanes trade at once (one open trade each)."
+            label="Concurrent trading", required=False, help_text=help_for("concurrent_trading_enabled")
         ),
-        "max_concurrent_lanes": _text("Max concurrent lanes", "1–10 active lanes at a time.", "numeric"),
+        "max_concurrent_lanes": _text("Max concurrent lanes", "max_concurrent_lanes", "numeric"),
         "lane_assignment_strategy": forms.CharField(
             label="Lane assignment strategy",
             required=False,
             widget=forms.Select(choices=LaneAssignmentStrategy.choices),
-            help_text="Which idle lane a new trade joins.",
+            help_text=help_for("lane_assignment_strategy"),
         ),
         "auto_create_lanes": forms.BooleanField(
-            label="Auto-create lanes", required=False, help_text="Off = emergency stop: no new lanes."
+            label="Auto-create lanes", required=False, help_text=help_for("auto_create_lanes")
         ),
-        "cool_down_seconds": _text("Cool-down (seconds)", "0–3600 between two trade openings.", "numeric"),
-        "max_daily_lanes": _text("Max lanes per day", "1–50 new lanes a day.", "numeric"),
+        "cool_down_seconds": _text("Cool-down (seconds)", "cool_down_seconds", "numeric"),
+        "max_daily_lanes": _text("Max lanes per day", "max_daily_lanes", "numeric"),
     }
 
 
 class AccountSettingsForm(forms.Form):
-    """The six trading settings of SPEC §2 plus the account's stake settings."""
+    """The six trading settings of SPEC §2, the account's stake settings and its mode switches."""
 
-    base_amount = _text("Base amount", "Stake of a base trade, 0.01–99,999,999.99.")
-    martingale_multiplier = _text("Multiplier", "Stake × this after each loss, 1.01–999.99.")
-    martingale_max_level = _text("Max level", "Last level of a lane, 1–20.", "numeric")
-    payout_rate = _text("Payout rate", "Profit per unit of stake on a win, 0.0100–10.0000.")
+    martingale_enabled = forms.BooleanField(label="Martingale", required=False, help_text=help_for("martingale_enabled"))
+    enhanced_martingale_enabled = forms.BooleanField(
+        label="Lanes (enhanced mode)", required=False, help_text=help_for("enhanced_martingale_enabled")
+    )
+    complete_active_lanes = forms.BooleanField(
+        label="Also complete the active lanes",
+        required=False,
+        help_text="Force-complete every active lane of the account in the same change.",
+    )
+    base_amount = _text("Base amount", "base_amount")
+    martingale_multiplier = _text("Multiplier", "martingale_multiplier")
+    martingale_max_level = _text("Max level", "martingale_max_level", "numeric")
+    payout_rate = _text("Payout rate", "payout_rate")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, active_lanes: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields.update(_settings_fields())
+        self.active_lanes = active_lanes
+        modes = [Row(Column("martingale_enabled"), Column("enhanced_martingale_enabled"))]
+        if active_lanes:
+            self.fields["complete_active_lanes"].label = f"Also complete the {active_lanes} active lane(s)"
+            modes.append("complete_active_lanes")
+        else:
+            del self.fields["complete_active_lanes"]
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
+            Fieldset("Mode", *modes),
             Fieldset(
                 "Lanes",
                 Row(Column("concurrent_trading_enabled"), Column("auto_create_lanes")),
@@ -87,6 +115,7 @@ class AccountSettingsForm(forms.Form):
     def initial_for(cls, account: Account, settings: dict[str, Any]) -> dict[str, Any]:
         return {
             **{name: settings[name] for name in SETTINGS_DEFAULTS},
+            **{name: getattr(account, name) for name in SWITCH_FIELDS},
             "base_amount": f"{account.base_amount:.2f}",
             "martingale_multiplier": f"{account.martingale_multiplier:.2f}",
             "martingale_max_level": str(account.martingale_max_level),
@@ -101,22 +130,20 @@ class AccountSettingsForm(forms.Form):
             self.settings_values = clean_trading_settings(
                 {name: data.get(name, "") for name in SETTINGS_DEFAULTS}, from_text=True
             )
-        except ConfigError as error:
+        except InvalidInput as error:
             _add_errors(self, error)
         try:
-            self.account_values = clean_account_fields({name: data.get(name, "") for name in ACCOUNT_FIELDS}, from_text=True)
-        except ConfigError as error:
+            self.account_values = clean_account_fields(
+                {name: data.get(name, "") for name in (*STAKE_FIELDS, *SWITCH_FIELDS)}, from_text=True
+            )
+        except InvalidInput as error:
             _add_errors(self, error)
         else:
             try:
-                check_stake_fits(
-                    self.account_values["base_amount"],
-                    self.account_values["martingale_multiplier"],
-                    self.account_values["martingale_max_level"],
-                    self.account_values["payout_rate"],
-                )
-            except ConfigError as error:
+                check_stake_fits(*(self.account_values[name] for name in STAKE_FIELDS))
+            except InvalidInput as error:
                 _add_errors(self, error)
+        self.complete_active_lanes = bool(data.get("complete_active_lanes"))
         return data
 
 
@@ -144,7 +171,7 @@ class TradingSettingsAdminForm(forms.ModelForm):
             self.settings_values = clean_trading_settings(
                 {name: data.get(name, "") for name in SETTINGS_DEFAULTS}, from_text=True
             )
-        except ConfigError as error:
+        except InvalidInput as error:
             _add_errors(self, error)
         data.update(self.settings_values)
         return data

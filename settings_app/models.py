@@ -2,6 +2,8 @@
 from django.db import models
 from django.db.models.functions import Now
 
+from lanes.ranges import SETTINGS_DEFAULTS as DEFAULTS
+
 
 class LaneAssignmentStrategy(models.TextChoices):
     FIFO = "fifo", "FIFO (oldest lane first)"
@@ -11,17 +13,21 @@ class LaneAssignmentStrategy(models.TextChoices):
 
 class TradingSettings(models.Model):
     account_name = models.CharField(max_length=100, unique=True)
-    concurrent_trading_enabled = models.BooleanField(default=False, db_default=False)
-    max_concurrent_lanes = models.IntegerField(default=3, db_default=3)
+    concurrent_trading_enabled = models.BooleanField(
+        default=DEFAULTS["concurrent_trading_enabled"], db_default=DEFAULTS["concurrent_trading_enabled"]
+    )
+    max_concurrent_lanes = models.IntegerField(
+        default=DEFAULTS["max_concurrent_lanes"], db_default=DEFAULTS["max_concurrent_lanes"]
+    )
     lane_assignment_strategy = models.CharField(
         max_length=15,
         choices=LaneAssignmentStrategy.choices,
-        default=LaneAssignmentStrategy.FIFO,
-        db_default=LaneAssignmentStrategy.FIFO,
+        default=DEFAULTS["lane_assignment_strategy"],
+        db_default=DEFAULTS["lane_assignment_strategy"],
     )
-    auto_create_lanes = models.BooleanField(default=True, db_default=True)
-    cool_down_seconds = models.IntegerField(default=0, db_default=0)
-    max_daily_lanes = models.IntegerField(default=10, db_default=10)
+    auto_create_lanes = models.BooleanField(default=DEFAULTS["auto_create_lanes"], db_default=DEFAULTS["auto_create_lanes"])
+    cool_down_seconds = models.IntegerField(default=DEFAULTS["cool_down_seconds"], db_default=DEFAULTS["cool_down_seconds"])
+    max_daily_lanes = models.IntegerField(default=DEFAULTS["max_daily_lanes"], db_default=DEFAULTS["max_daily_lanes"])
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 

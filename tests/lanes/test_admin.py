@@ -105,7 +105,7 @@ def test_cancel_action_cancels_only_active_lanes(boss, account):
     boss.post(changelist(Lane), {"action": "cancel", ACTION_CHECKBOX_NAME: [first.pk, second.pk], "post": "yes"})
     first.refresh_from_db(), second.refresh_from_db()
     assert first.outcome == "cancelled" and second.outcome == "force_completed"
-    assert list(LaneEvent.objects.filter(actor="admin:boss").values_list("lane_id", "kind")) == [(first.pk, "cancelled")]
+    assert list(LaneEvent.objects.filter(actor="admin:boss").values_list("lane_id", "kind")) == [(first.lane_id, "cancelled")]
 
 
 def test_trade_cancel_action_goes_through_the_service(boss, lane):

@@ -133,6 +133,8 @@ VALID_REQUESTS = [
     ("/api/v1/trades/{trade_id}", "get", "/api/v1/trades/t-open", None),
     ("/api/v1/lanes", "get", "/api/v1/lanes?account=acc&status=active", None),
     ("/api/v1/lanes/{lane_id}", "get", "/api/v1/lanes/LANE", None),
+    ("/api/v1/accounts/{account}", "get", "/api/v1/accounts/acc", None),
+    ("/api/v1/accounts/{account}", "patch", "/api/v1/accounts/acc", {"martingale_enabled": False}),
     ("/api/v1/accounts/{account}/settings", "get", "/api/v1/accounts/acc/settings", None),
     ("/api/v1/accounts/{account}/settings", "patch", "/api/v1/accounts/acc/settings", {"max_daily_lanes": 20}),
     ("/api/v1/accounts/{account}/status", "get", "/api/v1/accounts/acc/status", None),

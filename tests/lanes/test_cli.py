@@ -205,7 +205,7 @@ def test_stats_json_is_the_selectors_answer(pelly):
 
 
 def test_stats_refuse_bad_days_and_unknown_accounts(pelly):
-    assert fails("stats", "--days", "0") == "days: must be a whole number from 1 to 365"
+    assert fails("stats", "--days", "0") == "days: must be from 1 to 365"
     assert fails("stats", "--days", "week") == "days: must be a whole number from 1 to 365"
     assert fails("stats", "--account", "ghost") == "account ghost not found"
 

@@ -85,7 +85,7 @@ def test_many_bots_on_one_account_never_use_a_slot_lane_or_trade_twice():
     assert lanes, "the random losses created no lane"
     placed = Counter()
     for lane in lanes:
-        lane_trades = [t for t in trades if t.lane_id == lane.pk]
+        lane_trades = [t for t in trades if t.lane_id == lane.lane_id]
         for earlier, later in zip(lane_trades, lane_trades[1:]):
             assert later.opened_at >= earlier.settled_at
         seated = [t for t in lane_trades if t.status != "cancelled"]

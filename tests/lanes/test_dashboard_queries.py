@@ -42,21 +42,21 @@ def populate(accounts: int, lanes_per_account: int, trades_per_lane: int) -> Non
                 )
             )
     Lane.objects.bulk_create(lanes, batch_size=500)
-    lanes = list(Lane.objects.values_list("pk", "account_name", "status"))
+    lanes = list(Lane.objects.values_list("lane_id", "account_name", "status"))
     trades, events = [], []
-    for pk, name, status in lanes:
+    for lane_id, name, status in lanes:
         for k in range(trades_per_lane):
             state = "open" if status == "active" and k == trades_per_lane - 1 else ("won", "lost", "draw")[k % 3]
             trades.append(
                 Trade(
-                    trade_id=uuid.uuid4().hex, account_id=ids[name], symbol="EURUSD", status=state, kind="lane", lane_id=pk,
+                    trade_id=uuid.uuid4().hex, account_id=ids[name], symbol="EURUSD", status=state, kind="lane", lane_id=lane_id,
                     level=k + 1, amount=Decimal("2.00"), expected_payout=Decimal("3.70"),
                     profit=None if state == "open" else {"won": Decimal("1.70"), "lost": Decimal("-2.00"), "draw": Decimal("0")}[state],
                     requested_at=now - timedelta(minutes=k), opened_at=now - timedelta(minutes=k),
                     settled_at=None if state == "open" else now,
                 )
             )
-            events.append(LaneEvent(lane_id=pk, account_name=name, kind="trade_assigned", actor="bot", created_at=now))
+            events.append(LaneEvent(lane_id=lane_id, account_name=name, kind="trade_assigned", actor="bot", created_at=now))
     for name, pk in ids.items():
         trades.append(Trade(trade_id=uuid.uuid4().hex, account_id=pk, symbol="EURUSD", status="queued", requested_at=now))
     Trade.objects.bulk_create(trades, batch_size=500)

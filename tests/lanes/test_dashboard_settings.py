@@ -9,12 +9,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from lanes import services
+from lanes import engine, services
 from lanes.models import Account
-from lanes.risk import lane_ladder
-from lanes.views import risk_panel
+from lanes.ranges import InvalidInput
 from settings_app.models import TradingSettings
-from settings_app.validation import ConfigError, clean_trading_settings
+from settings_app.validation import clean_trading_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +29,10 @@ VALID = {
     "martingale_multiplier": "2.50",
     "martingale_max_level": "5",
     "payout_rate": "0.9000",
+    "martingale_enabled": "on",
+    "enhanced_martingale_enabled": "on",
 }
+RISK_URL = reverse("dashboard:settings-risk", args=["acc"])
 
 
 @pytest.fixture
@@ -128,7 +130,7 @@ def test_the_messages_are_those_of_the_api(staff_client, client):
     ).json()
     html = staff_client.post(URL, {**VALID, "max_concurrent_lanes": "11"}).content.decode()
     assert field_error(html, "max_concurrent_lanes") == api["error"]["fields"]["max_concurrent_lanes"]
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         clean_trading_settings({"max_concurrent_lanes": "11"}, from_text=True)  # what the CLI calls
     assert refused.value.errors["max_concurrent_lanes"] == field_error(html, "max_concurrent_lanes")
 
@@ -147,15 +149,18 @@ def ladder_rows(html: str) -> list[list[str]]:
     return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in body.split("<tr")[2:]]
 
 
-def test_the_panel_renders_the_ladder_of_lanes_risk(staff_client):
+def test_the_panel_renders_the_ladder_of_the_engine(staff_client):
     html = staff_client.get(URL).content.decode()
-    expected = [[str(level), f"{stake:,.2f}", f"{total:,.2f}"] for level, stake, total in lane_ladder(Decimal("1.00"), Decimal("2.00"), 3)]
+    stakes = engine.ladder(Decimal("1.00"), Decimal("2.00"), 3)
+    totals = [sum(stakes[: level + 1]) for level in range(4)]
+    expected = [[str(level), f"{stake:,.2f}", f"{total:,.2f}"] for level, (stake, total) in enumerate(zip(stakes, totals))]
     assert [row[:3] for row in ladder_rows(html)] == expected
     assert ladder_rows(html)[3][3] == "14.80"  # 8.00 × 1.85
     assert 'id="risk-lane-worst">15.00<' in html
     assert 'id="risk-worst-case">45.00<' in html  # 3 lanes × 15.00
     assert 'id="risk-balance">50.00<' in html
-    assert "static/lanes/risk.js" in html
+    assert "risk.js" not in html  # no copy of the rules in the browser: htmx asks the server
+    assert f'hx-get="{RISK_URL}"' in html
 
 
 def test_the_panel_warns_when_the_worst_case_exceeds_the_balance(staff_client, account):
@@ -175,16 +180,23 @@ def test_the_panel_warns_when_a_win_cannot_recover_the_lane(staff_client, accoun
     assert 'data-warning="recovery"' not in staff_client.get(URL).content.decode()
 
 
-def test_risk_panel_follows_the_mode_of_the_account():
-    args = {
-        "base": Decimal("1.00"), "multiplier": Decimal("2.00"), "max_level": 3, "payout_rate": Decimal("1.0000"),
-        "max_concurrent_lanes": 4, "concurrent": True, "balance": Decimal("100.00"),
-    }
-    assert risk_panel(**args)["worst_case"] == "60.00"
-    assert risk_panel(**args, enhanced=False)["worst_case"] == "15.00"
-    no_martingale = risk_panel(**args, martingale=False)
-    assert no_martingale["worst_case"] == "4.00" and no_martingale["warnings"] == []
-    assert risk_panel(**args)["warnings"] == []  # even money: 2^L × 2 > 2^(L+1) − 1
+def test_the_live_panel_is_computed_on_the_server_from_the_values_typed(staff_client):
+    typed = {**VALID, "max_concurrent_lanes": "4", "base_amount": "1.00", "martingale_multiplier": "2.00", "martingale_max_level": "3"}
+    html = staff_client.get(RISK_URL, typed).content.decode()
+    assert 'id="risk-worst-case">60.00<' in html and 'id="risk-slots">4<' in html  # 4 lanes × 15.00, concurrent
+    assert 'data-warning="balance"' in html
+    legacy = {key: value for key, value in typed.items() if key != "enhanced_martingale_enabled"}
+    html = staff_client.get(RISK_URL, legacy).content.decode()
+    assert 'id="risk-worst-case">15.00<' in html and 'id="risk-slots">1<' in html  # one progression, one slot
+    off = {key: value for key, value in typed.items() if key != "martingale_enabled"}
+    assert 'id="risk-worst-case">4.00<' in staff_client.get(RISK_URL, off).content.decode()
+    assert 'data-warning="invalid"' in staff_client.get(RISK_URL, {**typed, "base_amount": "x"}).content.decode()
+    assert Account.objects.get(worker_name="acc").base_amount == Decimal("1.00")  # nothing saved
+
+
+def test_the_panel_shows_a_ladder_too_large_for_the_columns(staff_client):
+    html = staff_client.get(RISK_URL, {**VALID, "martingale_multiplier": "999.99", "martingale_max_level": "20"}).content.decode()
+    assert 'data-warning="too-large"' in html
 
 
 def test_non_staff_users_see_the_form_but_cannot_save(account):

@@ -6,7 +6,7 @@ import pytest
 from lanes import engine, python_api, selectors, services
 from lanes.models import Lane, LaneEvent
 from settings_app.models import TradingSettings
-from settings_app.validation import ConfigError
+from lanes.ranges import InvalidInput
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def test_configure_takes_typed_settings_and_returns_them(pelly):
     ],
 )
 def test_configure_refuses_bad_settings_and_changes_nothing(pelly, values, field):
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(InvalidInput) as caught:
         python_api.configure_enhanced_martingale_settings("pelly_demo", **values)
     assert list(caught.value.errors) == [field]
     assert not TradingSettings.objects.exists()
@@ -72,7 +72,7 @@ def test_statistics_of_one_account_or_all(pelly):
     )
     everyone = python_api.get_enhanced_martingale_statistics()
     assert (everyone["account"], everyone["days"], everyone["trades"]) == (None, 7, 1)
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidInput):
         python_api.get_enhanced_martingale_statistics(days=400)
 
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from lanes import engine, selectors, services
 from lanes.models import Lane
-from settings_app.validation import ConfigError
+from lanes.ranges import InvalidInput
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=dt_timezone.utc)
 pytestmark = pytest.mark.django_db
@@ -202,11 +202,23 @@ def test_stats_of_an_unknown_account_is_not_found():
         selectors.stats_get(account="ghost")
 
 
-@pytest.mark.parametrize("days", [0, 366, -1, "abc", "7.5", True, None, 7.0])
-def test_stats_refuse_days_outside_1_to_365(days):
-    with pytest.raises(ConfigError) as caught:
+@pytest.mark.parametrize(
+    "days, message",
+    [
+        (0, "must be from 1 to 365"),
+        (366, "must be from 1 to 365"),
+        (-1, "must be from 1 to 365"),
+        ("abc", "must be a whole number from 1 to 365"),
+        ("7.5", "must be a whole number from 1 to 365"),
+        (True, "must be a whole number from 1 to 365"),
+        (None, "must be a whole number from 1 to 365"),
+        (7.0, "must be a whole number from 1 to 365"),
+    ],
+)
+def test_stats_refuse_days_outside_1_to_365(days, message):
+    with pytest.raises(InvalidInput) as caught:
         selectors.stats_get(days=days)
-    assert caught.value.errors == {"days": "must be a whole number from 1 to 365"}
+    assert caught.value.errors == {"days": message}
 
 
 def test_stats_take_days_as_text():
@@ -216,42 +228,89 @@ def test_stats_take_days_as_text():
 # --- Lanes -----------------------------------------------------------------------------------
 
 
-def test_lane_list_orders_active_lanes_oldest_first_and_others_newest_first():
+def lane_ids(lanes):
+    return [lane.lane_id for lane in lanes]
+
+
+def test_lane_page_lists_lanes_oldest_first_whatever_their_status():
     lanes = build_history()
     make_account("two", martingale_max_level=5)
     newer = play("n1", "loss", T0 + timedelta(hours=2), account="two").lane
-    active = selectors.lane_list(status="active")
-    assert [lane.lane_id for lane in active] == [lanes["L3"].lane_id, newer.lane_id]
-    everything = selectors.lane_list()
-    assert [lane.lane_id for lane in everything] == [
-        newer.lane_id, lanes["L3"].lane_id, lanes["L2"].lane_id, lanes["L1"].lane_id, lanes["L0"].lane_id,
+    active, cursor = selectors.lane_page(status="active")
+    assert (lane_ids(active), cursor) == ([lanes["L3"].lane_id, newer.lane_id], None)
+    everything, _ = selectors.lane_page()
+    assert lane_ids(everything) == [
+        lanes["L0"].lane_id, lanes["L1"].lane_id, lanes["L2"].lane_id, lanes["L3"].lane_id, newer.lane_id,
     ]
-    assert [lane.lane_id for lane in selectors.lane_list(status="completed")] == [lanes["L2"].lane_id, lanes["L1"].lane_id]
-    assert [lane.lane_id for lane in selectors.lane_list(status="cancelled")] == [lanes["L0"].lane_id]
+    assert lane_ids(selectors.lane_page(status="completed")[0]) == [lanes["L1"].lane_id, lanes["L2"].lane_id]
+    assert lane_ids(selectors.lane_page(status="cancelled")[0]) == [lanes["L0"].lane_id]
 
 
-def test_lane_list_annotates_the_open_trade():
+def test_lane_page_annotates_the_open_trade():
     lanes = build_history()
-    by_id = {lane.lane_id: lane for lane in selectors.lane_list()}
+    by_id = {lane.lane_id: lane for lane in selectors.lane_page()[0]}
     assert by_id[lanes["L3"].lane_id].open_trade_id == "y1"
     assert by_id[lanes["L1"].lane_id].open_trade_id is None
 
 
-def test_lane_list_filters_by_account_scope_and_limit():
+def test_lane_page_filters_by_account_and_scope():
+    build_history()
+    make_account("two")
+    other = play("n1", "loss", T0 + timedelta(hours=2), account="two").lane
+    assert lane_ids(selectors.lane_page(account="two")[0]) == [other.lane_id]
+    assert lane_ids(selectors.lane_page(account_names=["two"])[0]) == [other.lane_id]
+    assert selectors.lane_page(account_names=[]) == ([], None)
+    with pytest.raises(services.Forbidden):
+        selectors.lane_page(account="acc", account_names=["two"])
+
+
+def test_pages_follow_each_other_without_gap_or_repeat_and_the_last_says_so():
     lanes = build_history()
     make_account("two")
     other = play("n1", "loss", T0 + timedelta(hours=2), account="two").lane
-    assert [lane.lane_id for lane in selectors.lane_list(account="two")] == [other.lane_id]
-    assert [lane.lane_id for lane in selectors.lane_list(account_names=["two"])] == [other.lane_id]
-    assert selectors.lane_list(account_names=[]) == []
-    assert [lane.lane_id for lane in selectors.lane_list(limit=2)] == [other.lane_id, lanes["L3"].lane_id]
-    with pytest.raises(services.Forbidden):
-        selectors.lane_list(account="acc", account_names=["two"])
+    pages, cursor = [], None
+    while True:
+        page, cursor = selectors.lane_page(limit=2, cursor=cursor)
+        pages.append(lane_ids(page))
+        if cursor is None:
+            break
+    assert pages == [
+        [lanes["L0"].lane_id, lanes["L1"].lane_id], [lanes["L2"].lane_id, lanes["L3"].lane_id], [other.lane_id]
+    ]
+    assert lane_ids(selectors.lane_iter()) == sum(pages, [])
 
 
-def test_lane_list_refuses_an_unknown_status():
-    with pytest.raises(ConfigError) as caught:
-        selectors.lane_list(status="finished")
+def test_lanes_created_in_the_same_instant_are_paged_by_id():
+    make_account("same", martingale_max_level=5)
+    services.settings_update(account_name="same", values={"concurrent_trading_enabled": True, "max_concurrent_lanes": 5}, actor="t")
+    for k in range(5):
+        ask(f"s{k}", T0, account="same")
+    for k in range(5):
+        settle(f"s{k}", "loss", T0 + timedelta(minutes=1))  # five lanes created at one instant
+    first, cursor = selectors.lane_page(account="same", limit=3)
+    second, last = selectors.lane_page(account="same", limit=3, cursor=cursor)
+    assert len(first) == 3 and len(second) == 2 and last is None
+    assert set(lane_ids(first)).isdisjoint(lane_ids(second))
+    assert [lane.pk for lane in first + second] == sorted(lane.pk for lane in first + second)
+
+
+@pytest.mark.parametrize("limit", [0, 1001, "x", "2.5", True])
+def test_lane_page_refuses_a_limit_outside_1_to_1000(limit):
+    with pytest.raises(InvalidInput) as caught:
+        selectors.lane_page(limit=limit)
+    assert set(caught.value.errors) == {"limit"}
+
+
+@pytest.mark.parametrize("cursor", ["", "x", "bm90IGEgY3Vyc29y", "MjAyNS0wMS0wMVQwMDowMDowMHwx"])
+def test_lane_page_refuses_a_cursor_it_did_not_give(cursor):
+    with pytest.raises(InvalidInput) as caught:
+        selectors.lane_page(cursor=cursor)
+    assert set(caught.value.errors) == {"cursor"}
+
+
+def test_lane_page_refuses_an_unknown_status():
+    with pytest.raises(InvalidInput) as caught:
+        selectors.lane_page(status="finished")
     assert caught.value.errors == {"status": "must be one of active, completed, cancelled"}
 
 
@@ -272,7 +331,7 @@ def test_lane_events_and_trades_come_in_order():
         ("advanced", "x2"), ("trade_assigned", "x3"), ("exhausted", "x3"),
     ]
     trades = selectors.lane_trades(lane=lane)
-    assert [(t.trade_id, t.level, t.amount, t.lane_code) for t in trades] == [
+    assert [(t.trade_id, t.level, t.amount, t.lane_id) for t in trades] == [
         ("x1", 1, Decimal("2.00"), lane.lane_id), ("x2", 2, Decimal("4.00"), lane.lane_id), ("x3", 3, Decimal("8.00"), lane.lane_id),
     ]
 
@@ -378,9 +437,9 @@ READS = {
     "account_status_get": lambda: selectors.account_status_get(account_name="acc00", now=T0 + timedelta(minutes=10)),
     "stats_get": lambda: selectors.stats_get(days=7, now=T0 + timedelta(minutes=10)),
     "stats_get of one account": lambda: selectors.stats_get(account="acc00", days=30, now=T0 + timedelta(minutes=10)),
-    "lane_list": lambda: selectors.lane_list(),
+    "lane_page": lambda: selectors.lane_page(limit=1000),
 }
-QUERY_BOUNDS = {"status_all": 5, "account_status_get": 5, "stats_get": 8, "stats_get of one account": 9, "lane_list": 1}
+QUERY_BOUNDS = {"status_all": 5, "account_status_get": 5, "stats_get": 8, "stats_get of one account": 9, "lane_page": 1}
 
 
 @pytest.mark.parametrize("read", list(READS))

@@ -8,7 +8,7 @@ from django.test import override_settings
 from lanes import engine, services
 from lanes.models import Account, Lane, LaneEvent, Trade
 from settings_app.models import TradingSettings
-from settings_app.validation import ConfigError
+from lanes.ranges import InvalidInput
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=dt_timezone.utc)
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_bot_flow_builds_the_ladder_and_recovers():
     assert (lane.current_level, lane.current_amount, lane.trade_ids) == (1, Decimal("1.50"), ["t1"])
     second = ask("t2", at=T0 + timedelta(seconds=5))
     assert (second.trade.kind, second.trade.level, second.trade.amount) == ("lane", 1, Decimal("1.50"))
-    assert second.trade.lane_id == lane.pk
+    assert second.trade.lane_id == lane.lane_id
     settle("t2", "loss", at=T0 + timedelta(seconds=10))
     third = ask("t3", at=T0 + timedelta(seconds=15))
     assert (third.trade.level, third.trade.amount) == (2, Decimal("2.25"))
@@ -134,7 +134,7 @@ def test_unknown_and_disabled_accounts_are_refused():
 def test_settings_row_is_created_on_first_write_and_bad_values_change_nothing():
     make_account()
     assert not TradingSettings.objects.exists()
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         services.settings_update(account_name="acc", values={"max_concurrent_lanes": 11}, actor="test")
     assert "max_concurrent_lanes" in refused.value.errors
     assert not TradingSettings.objects.exists()
@@ -278,7 +278,7 @@ def test_lane_logic_error_without_fallback_fails_and_writes_nothing(monkeypatch)
 
 
 def test_largest_stake_that_does_not_fit_is_refused():
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         make_account(base_amount="1000000.00", martingale_multiplier="3.00", martingale_max_level=20)
     assert "martingale_multiplier" in refused.value.errors
     assert not Account.objects.exists()
@@ -286,7 +286,7 @@ def test_largest_stake_that_does_not_fit_is_refused():
 
 def test_account_update_refuses_out_of_range_values_and_changes_nothing():
     make_account()
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         services.account_update(name="acc", values={"martingale_multiplier": "1.00", "base_amount": "2.00"})
     assert set(refused.value.errors) == {"martingale_multiplier"}
     account = Account.objects.get()
@@ -305,14 +305,14 @@ def test_cancel_takes_an_open_lane_trade_back_out_of_the_lane():
 
 
 def test_a_ladder_whose_total_invested_would_not_fit_is_refused():
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         make_account(base_amount="50000000.00", martingale_multiplier="1.01", martingale_max_level=1)
     assert "would have invested 100,500,000.00" in refused.value.errors["martingale_multiplier"]
     assert not Account.objects.exists()
 
 
 def test_a_ladder_whose_potential_payouts_would_not_fit_is_refused():
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         make_account(base_amount="10000000.00", martingale_multiplier="1.01", martingale_max_level=2, payout_rate="10.0000")
     assert set(refused.value.errors) == {"payout_rate"}
     make_account(base_amount="10000000.00", martingale_multiplier="1.01", martingale_max_level=2, payout_rate="0.8500")

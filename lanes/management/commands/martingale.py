@@ -18,9 +18,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from lanes import engine, selectors, services
-from lanes.risk import lane_ladder
+from lanes.ranges import ACCOUNT, PAYOUT, RESULTS, SETTINGS, STATS_DAYS, Choice, Field, Flag, InvalidInput, Whole
+from lanes.validation import clean
 from lanes.serializers import account_json, lane_json, money, settings_json, trade_json
-from settings_app.validation import ConfigError
 
 SETTING_OPTIONS = {
     "concurrent": ("concurrent_trading_enabled", "--concurrent"),
@@ -73,6 +73,13 @@ Force-complete a stuck lane, or cancel it:
   python manage.py martingale complete LANE_ID
   python manage.py martingale complete LANE_ID --status cancelled
 
+Enter the result of an open trade whose bot lost track of it (as the broker shows it):
+  python manage.py martingale settle TRADE_ID loss
+  python manage.py martingale settle TRADE_ID win --payout 1.85
+
+Switch martingale off, and complete the active lanes in the same change:
+  python manage.py martingale account set pelly_demo --martingale false --complete-lanes
+
 Emergency stop (no new lanes), and reset (complete every active lane):
   python manage.py martingale emergency-stop pelly_demo
   python manage.py martingale reset pelly_demo
@@ -89,7 +96,7 @@ def _actor() -> str:
         return "cli:unknown"
 
 
-def _reason(exc: ConfigError) -> str:
+def _reason(exc: InvalidInput) -> str:
     return "; ".join(
         f"{field} ({OPTION_OF_FIELD[field]}): {message}" if field in OPTION_OF_FIELD else f"{field}: {message}"
         for field, message in exc.errors.items()
@@ -98,6 +105,20 @@ def _reason(exc: ConfigError) -> str:
 
 def _values(options: dict, names: dict[str, tuple[str, str]]) -> dict[str, Any]:
     return {field: options[key] for key, (field, _) in names.items() if options.get(key) is not None}
+
+
+def _metavar(field: Field) -> str:
+    if isinstance(field, Flag):
+        return "true|false"
+    if isinstance(field, Choice):
+        return "|".join(field.choices)
+    return "N" if isinstance(field, Whole) else "X"
+
+
+def _help(name: str, field: Field) -> str:
+    """An option's help: the field, what it does and its range (lanes.ranges)."""
+    default = f", default {field.default}" if field.default is not None else ""
+    return f"{name}: {field.help} ({field.describe()}{default})".replace("%", "%%")
 
 
 NUMBER = re.compile(r"-?[\d,]+(\.\d+)?%?")
@@ -147,21 +168,22 @@ class Command(BaseCommand):
 
         p = sub.add_parser("configure", help="change an account's trading settings")
         p.add_argument("account", metavar="ACCOUNT")
-        p.add_argument("--concurrent", metavar="true|false", help="concurrent_trading_enabled")
-        p.add_argument("--max-lanes", metavar="N", help="max_concurrent_lanes (1-10)")
-        p.add_argument("--strategy", metavar="fifo|round_robin|symbol_priority", help="lane_assignment_strategy")
-        p.add_argument("--auto-create", metavar="true|false", help="auto_create_lanes")
-        p.add_argument("--cool-down", metavar="N", help="cool_down_seconds (0-3600)")
-        p.add_argument("--max-daily-lanes", metavar="N", help="max_daily_lanes (1-50)")
+        for key, (field, option) in SETTING_OPTIONS.items():
+            p.add_argument(option, dest=key, metavar=_metavar(SETTINGS[field]), help=_help(field, SETTINGS[field]))
 
         p = sub.add_parser("stats", help="statistics of the last N days")
         p.add_argument("--account", metavar="ACCOUNT", help="one account (default: every account)")
-        p.add_argument("--days", metavar="N", default="7", help="1-365 (default 7)")
+        p.add_argument("--days", metavar="N", default=str(STATS_DAYS.default), help=_help("days", STATS_DAYS))
         p.add_argument("--json", action="store_true", help="print JSON")
 
         p = sub.add_parser("complete", help="force-complete or cancel an active lane")
         p.add_argument("lane_id", metavar="LANE_ID")
         p.add_argument("--status", metavar="completed|cancelled", default="completed")
+
+        p = sub.add_parser("settle", help="enter the result of an open trade by hand (its bot lost track of it)")
+        p.add_argument("trade_id", metavar="TRADE_ID")
+        p.add_argument("result", metavar="|".join(RESULTS), help="the result the broker shows")
+        p.add_argument("--payout", metavar="X", help=PAYOUT.help)
 
         p = sub.add_parser("status", help="what every enabled account is doing now")
         p.add_argument("--json", action="store_true", help="print JSON")
@@ -181,16 +203,18 @@ class Command(BaseCommand):
         change = account_sub.add_parser("set", help="change an account")
         for q in (add, change):
             q.add_argument("name", metavar="NAME")
-            q.add_argument("--base-amount", metavar="X", help="stake of a base trade (0.01-99999999.99)")
-            q.add_argument("--multiplier", metavar="M", help="martingale_multiplier (1.01-999.99)")
-            q.add_argument("--max-level", metavar="N", help="martingale_max_level (1-20)")
-            q.add_argument("--payout-rate", metavar="R", help="profit per unit of stake on a win (0.0100-10.0000)")
-            q.add_argument("--balance", metavar="B")
-            q.add_argument("--demo", metavar="true|false", help="is_demo")
+            for key in ("base_amount", "multiplier", "max_level", "payout_rate", "balance", "demo"):
+                field, option = ACCOUNT_OPTIONS[key]
+                q.add_argument(option, dest=key, metavar=_metavar(ACCOUNT[field]), help=_help(field, ACCOUNT[field]))
             q.add_argument("--legacy", action="store_true", help="legacy mode (enhanced_martingale_enabled false)")
-        change.add_argument("--enabled", metavar="true|false")
-        change.add_argument("--martingale", metavar="true|false", help="martingale_enabled")
-        change.add_argument("--enhanced", metavar="true|false", help="enhanced_martingale_enabled")
+        for key in ("enabled", "martingale", "enhanced"):
+            field, option = ACCOUNT_OPTIONS[key]
+            change.add_argument(option, dest=key, metavar="true|false", help=_help(field, ACCOUNT[field]))
+        change.add_argument(
+            "--complete-lanes",
+            action="store_true",
+            help="also complete (force-complete) every active lane of the account in the same change",
+        )
 
         p = sub.add_parser("token", help="API tokens for bots")
         token_sub = p.add_subparsers(dest="token_action", metavar="create", required=True)
@@ -206,9 +230,9 @@ class Command(BaseCommand):
             name += "_" + options[f"{subcommand}_action"]
         try:
             getattr(self, f"do_{name}")(options)
-        except ConfigError as exc:
+        except InvalidInput as exc:
             raise CommandError(_reason(exc)) from None
-        except (services.NotFound, services.Forbidden, engine.EngineError) as exc:
+        except (services.NotFound, services.Forbidden, services.EngineUnavailable, engine.Refused) as exc:
             raise CommandError(" ".join(str(exc).split())) from None
 
     def out(self, lines: Iterable[str] | str = "") -> None:
@@ -222,14 +246,11 @@ class Command(BaseCommand):
 
     def do_list(self, options):
         accounts = selectors.account_list()
-        lanes = selectors.lane_list(status="active")
+        lanes = list(selectors.lane_iter(status="active"))
         if options["json"]:
             self.out_json(
                 {
-                    "accounts": [
-                        {**account_json(a), "settings": settings_json(a.worker_name, a.trading_settings)}
-                        for a in accounts
-                    ],
+                    "accounts": [{**account_json(a), "settings": settings_json(a.worker_name, a.trading_settings)} for a in accounts],
                     "active_lanes": [lane_json(lane) for lane in lanes],
                 }
             )
@@ -264,9 +285,9 @@ class Command(BaseCommand):
             raise CommandError(
                 "nothing to change: give at least one of " + ", ".join(option for _, option in SETTING_OPTIONS.values())
             )
-        row = services.settings_update(account_name=options["account"], values=values, actor=_actor(), from_text=True)
+        services.settings_update(account_name=options["account"], values=values, actor=_actor(), from_text=True)
         self.out(f"Settings of {options['account']} saved.")
-        self.out(self._settings_table([settings_json(options["account"], row)]))
+        self.out(self._settings_table([selectors.settings_get(account_name=options["account"])]))
 
     def do_stats(self, options):
         stats = selectors.stats_get(account=options["account"], days=options["days"])
@@ -332,6 +353,26 @@ class Command(BaseCommand):
     def do_complete(self, options):
         lane = services.lane_force_complete(lane_id=options["lane_id"], status=options["status"], actor=_actor())
         self.out(f"Lane {lane.lane_id} ({lane.account_name} {lane.symbol}, level {lane.current_level}) is {lane.status}: outcome {lane.outcome}.")
+
+    def do_settle(self, options):
+        result = clean(Choice(RESULTS, None), options["result"], "result", from_text=True)
+        payout = None if options["payout"] is None else clean(PAYOUT, options["payout"], "payout", from_text=True)
+        outcome = services.trade_settle(
+            trade_id=options["trade_id"], result=result, payout=payout, actor=_actor(), by_hand=True
+        )
+        trade = outcome.trade
+        if not outcome.changed:
+            self.out(f"Trade {trade.trade_id} was already settled as {trade.status}; nothing changed.")
+            return
+        self.out(
+            f"Trade {trade.trade_id} ({trade.account.worker_name} {trade.symbol}, {trade.kind} level {trade.level}, "
+            f"stake {money(trade.amount)}) settled by hand: {trade.status}, payout {money(trade.payout)}, "
+            f"profit {money(trade.profit)}."
+        )
+        lane = outcome.lane
+        if lane is not None:
+            state = f"next stake {money(lane.current_amount)} at level {lane.current_level}" if lane.status == "active" else f"outcome {lane.outcome}"
+            self.out(f"Lane {lane.lane_id}: {lane.status}, {state}.")
 
     def do_status(self, options):
         now = timezone.now()
@@ -436,14 +477,25 @@ class Command(BaseCommand):
             if values.get("enhanced_martingale_enabled", "false").strip().lower() != "false":
                 raise CommandError("--legacy and --enhanced true contradict each other")
             values["enhanced_martingale_enabled"] = False
-        if not values:
+        if not values and not options["complete_lanes"]:
             raise CommandError(
                 "nothing to change: give at least one of "
-                + ", ".join([option for _, option in ACCOUNT_OPTIONS.values()] + ["--legacy"])
+                + ", ".join([option for _, option in ACCOUNT_OPTIONS.values()] + ["--legacy", "--complete-lanes"])
             )
-        account = services.account_update(name=options["name"], values=values, from_text=True)
-        self.out(f"Account {account.worker_name} saved.")
-        self._print_account(account)
+        change = services.account_update(
+            name=options["name"], values=values, actor=_actor(), from_text=True, complete_active_lanes=options["complete_lanes"]
+        )
+        self.out(f"Account {change.account.worker_name} saved.")
+        if change.completed_lanes:
+            self.out(
+                f"{len(change.completed_lanes)} active lane(s) force-completed: "
+                + ", ".join(lane.lane_id for lane in change.completed_lanes)
+            )
+        self._print_account(change.account)
+        for warning in change.warnings:
+            self.stderr.write(
+                f"Warning: {warning['message']}: run `martingale reset {change.account.worker_name}`, or repeat with --complete-lanes."
+            )
 
     def do_token_create(self, options):
         token, raw = services.token_create(name=options["name"], account_names=options["accounts"] or ())
@@ -482,7 +534,7 @@ class Command(BaseCommand):
 
     def _print_account(self, account) -> None:
         data = account_json(account)
-        ladder = lane_ladder(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
+        stakes = engine.ladder(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
         self.out(
             _table(
                 ["FIELD", "VALUE"],
@@ -492,4 +544,5 @@ class Command(BaseCommand):
                 )],
             )
         )
-        self.out(f"One lane risks {money(ladder[-1][2])} before it is exhausted (largest stake {money(ladder[-1][1])}).")
+        risk = engine.lane_risk(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
+        self.out(f"One lane risks {money(risk)} before it is exhausted (largest stake {money(stakes[-1])}).")
