@@ -43,8 +43,15 @@ def browser():
 
 
 @pytest.fixture
-def context(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
+def viewport():
+    """The window size of the test's browser context; a test chooses another by parametrizing
+    ``viewport`` (``@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}])``)."""
+    return {"width": 1400, "height": 900}
+
+
+@pytest.fixture
+def context(browser, live_server, viewport):
+    context = browser.new_context(base_url=live_server.url, viewport=viewport)
     context.set_default_timeout(TIMEOUT_MS)
     try:
         yield context

@@ -48,6 +48,19 @@ def test_bot_flow_through_the_client(bot):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_client_follows_the_lane_pages_and_switches_an_account_with_its_warning(bot):
+    services.settings_update(account_name="acc", values={"concurrent_trading_enabled": True, "max_concurrent_lanes": 3}, actor="t")
+    trades = [bot.request_trade("acc", "EURUSD") for _ in range(3)]
+    lanes = [bot.report_result(trade["trade_id"], "loss")["lane"]["lane_id"] for trade in trades]
+    assert [lane["lane_id"] for lane in bot.lanes(account="acc", page_size=1)] == lanes  # three pages of one
+    changed = bot.update_account("acc", martingale_enabled=False)
+    assert [(w["code"], w["active_lanes"]) for w in changed["warnings"]] == [("lanes_take_no_trades", 3)]
+    done = bot.update_account("acc", martingale_enabled=True, complete_active_lanes=True)
+    assert (done["warnings"], sorted(done["completed_lanes"])) == ([], sorted(lanes))
+    assert bot.account("acc")["martingale_enabled"] is True
+
+
+@pytest.mark.django_db(transaction=True)
 def test_generated_trade_ids_make_a_repeated_request_idempotent(bot):
     first = bot.request_trade("acc", "EURUSD", trade_id="fixed-1")
     again = bot.request_trade("acc", "EURUSD", trade_id="fixed-1")

@@ -1,12 +1,13 @@
 """The rules of SPEC §3–6 as the pure engine applies them, one test per rule, without a database."""
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from lanes import engine
-from lanes.engine import Account, Book, Lane, Request, Settings
+from lanes import engine, ranges
+from lanes.engine import Account, AccountState, Lane, Request, Settings
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 D = Decimal
@@ -26,7 +27,7 @@ def make_book(
     martingale=True,
     enhanced=True,
     **settings,
-) -> Book:
+) -> AccountState:
     account = Account(
         name="demo",
         base_amount=D(base),
@@ -37,7 +38,7 @@ def make_book(
         martingale_enabled=martingale,
         enhanced=enhanced,
     )
-    return Book(account=account, settings=Settings(**settings), lanes={}, trades={})
+    return AccountState(account=account, settings=Settings(**settings), lanes={}, trades={})
 
 
 def add_lane(book, lane_id, *, symbol="EURUSD", created_at=T0, pk=None, level=1) -> Lane:
@@ -927,3 +928,197 @@ def test_legacy_fallback_serves_request_by_legacy_rules():
     assert trade_summary(trade) == ("lost", "legacy", None, 0, D("1.00"))
     assert set(book.lanes) == {"L1"}
     assert book.account.legacy_losses == 1
+
+
+def test_a_legacy_k_above_a_lowered_max_level_counts_as_past_it():
+    book = make_book(enhanced=False, base="1.00", multiplier="2.00", max_level=7)
+    play_legacy(book, ["loss"] * 6)
+    book.account.max_level = 2  # lowered by a person since
+
+    trade = request(book, "after", now=at(20))
+
+    assert (trade.level, trade.amount) == (0, D("1.00"))
+    assert book.account.legacy_losses == 0 and book.account_dirty
+    settle(book, "after", "loss", now=at(21))
+    assert request(book, "next", now=at(22)).amount == D("2.00")
+
+
+def test_legacy_level_is_k_within_the_max_level_and_zero_otherwise():
+    account = make_book(enhanced=False, max_level=3).account
+    for losses, level in ((0, 0), (3, 3), (4, 0), (9, 0)):
+        account.legacy_losses = losses
+        assert engine.legacy_level(account) == level
+    account.martingale_enabled, account.legacy_losses = False, 2
+    assert engine.legacy_level(account) == 0
+
+
+# --- Payout bounds and profit (SPEC §5) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "result, payout, profit",
+    [("win", "1.01", "0.01"), ("win", "99999999.99", "99999998.99"), ("loss", "0.00", "-1.00"), ("loss", "0.40", "-0.60"),
+     ("loss", "0.99", "-0.01"), ("draw", "1.00", "0.00")],
+)
+def test_profit_is_payout_less_stake_for_every_result(result, payout, profit):
+    book = make_book()
+    request(book, "t1")
+    settle(book, "t1", result, now=at(1), payout=D(payout))
+    assert book.trades["t1"].profit == D(profit)
+
+
+@pytest.mark.parametrize(
+    "result, payout",
+    [("win", "0.00"), ("win", "0.50"), ("win", "1.00"), ("loss", "1.00"), ("loss", "1.01"), ("draw", "0.99"), ("draw", "1.01")],
+)
+def test_a_payout_outside_the_result_s_bounds_is_refused_before_anything_changes(result, payout):
+    book = make_book()
+    lane = lane_from_lost_base_trade(book, "t0")
+    request(book, "t1", now=at(1))  # a lane trade at 2.00
+    payout = D(payout) * 2
+    lane_before = (lane.status, lane.current_level, list(lane.trade_ids))
+    events_before = list(book.events)
+
+    with pytest.raises(engine.InvalidInput) as refused:
+        settle(book, "t1", result, now=at(2), payout=payout)
+
+    assert set(refused.value.errors) == {"payout"}
+    assert book.trades["t1"].status == "open" and book.trades["t1"].payout is None
+    assert (lane.status, lane.current_level, list(lane.trade_ids)) == lane_before
+    assert book.events == events_before
+
+
+def test_a_loss_with_a_partial_refund_still_advances_the_lane():
+    book = make_book()
+    lane = lane_from_lost_base_trade(book, "t0")
+    request(book, "t1", now=at(1))
+    settle(book, "t1", "loss", now=at(2), payout=D("0.50"))
+    assert (lane.current_level, book.trades["t1"].profit) == (2, D("-1.50"))
+
+
+# --- Every stored amount fits its column (SPEC §5) ---------------------------------------------------
+
+
+def test_a_requested_payout_that_would_overflow_the_lane_it_joins_is_refused():
+    book = make_book()
+    request(book, "t0", expected_payout=D("99999999.99"))
+    settle(book, "t0", "loss", now=at(1))
+    (lane,) = book.lanes.values()
+
+    with pytest.raises(engine.InvalidInput) as refused:
+        request(book, "t1", now=at(2), expected_payout=D("99999999.99"))
+
+    assert set(refused.value.errors) == {"expected_payout"}
+    assert "t1" not in book.trades and lane.trade_ids == ["t0"]
+
+
+def test_a_full_lane_is_passed_over_by_a_trade_without_a_requested_payout():
+    book = make_book(concurrent_trading_enabled=True, max_concurrent_lanes=3)
+    full = add_lane(book, "L1", created_at=at(-10))
+    full.total_potential_payout = D("99999999.99")
+    spare = add_lane(book, "L2", created_at=at(-5))
+
+    trade = request(book, "t1")
+    assert (trade.kind, trade.lane_id) == ("lane", "L2")
+    assert engine.lane_is_full(full, book.account.payout_rate) and not engine.lane_is_full(spare, book.account.payout_rate)
+    assert request(book, "t2", now=at(1)).kind == "base"
+
+
+@pytest.mark.parametrize("trades", [engine.MAX_LANE_TRADES - 1, engine.MAX_LANE_TRADES])
+def test_a_lane_records_at_most_max_lane_trades(trades):
+    book = make_book()
+    lane = add_lane(book, "L1")
+    lane.trade_ids = [f"x{n}" for n in range(trades)]
+    trade = request(book, "t1")
+    assert trade.kind == ("lane" if trades < engine.MAX_LANE_TRADES else "base")
+    engine.cancel_trade(book, "t1", at(1))
+    with_payout = request(book, "t2", now=at(2), expected_payout=D("3.00"))  # a full list is passed over, not refused
+    assert with_payout.kind == ("lane" if trades < engine.MAX_LANE_TRADES else "base")
+    # Trade ids of the longest allowed length still fit the TEXT column.
+    assert len(json.dumps(["x" * 100] * engine.MAX_LANE_TRADES)) <= ranges.TRADE_IDS_MAX_CHARS
+
+
+def test_a_queued_trade_whose_payout_cannot_be_recorded_expires_when_served():
+    book = make_book(cool_down_seconds=60)
+    request(book, "t0", expected_payout=D("99999999.99"))
+    settle(book, "t0", "loss", now=at(1))
+    queued = request(book, "t1", now=at(2), expected_payout=D("99999999.99"), max_wait_seconds=300)
+    assert queued.status == "queued"
+
+    engine.serve_queue(book, at(61))
+
+    assert queued.status == "expired" and queued.settled_at == at(61)
+    assert any("t1" in note and "expected_payout" in note for note in book.notes)
+
+
+def test_no_lane_is_created_whose_top_stake_would_not_fit():
+    book = make_book(base="40000000.00", multiplier="1.01", max_level=1)
+    request(book, "big")
+    book.account.multiplier, book.account.max_level = D("999.99"), 2  # the settings changed since
+    settle(book, "big", "loss", now=at(1))
+    assert book.lanes == {}
+    assert [e.kind for e in book.events] == ["not_created"]
+    assert "the stake at level 2 would be" in book.events[0].data["reason"]
+
+
+def test_ladder_problem_names_the_field_for_stakes_totals_and_payouts():
+    assert engine.ladder_problem(D("1.00"), D("2.00"), 7, D("0.85")) is None
+    assert engine.ladder_problem(D("1000000.00"), D("3.00"), 20, D("0.85"))[0] == "martingale_multiplier"
+    assert "invested" in engine.ladder_problem(D("40000000.00"), D("1.50"), 1, D("0.01"))[1]
+    assert engine.ladder_problem(D("30000000.00"), D("1.01"), 1, D("0.85"))[0] == "payout_rate"
+
+
+# --- Results entered by hand --------------------------------------------------------------------------
+
+
+def test_a_result_entered_by_hand_is_an_event_of_the_audit_trail():
+    book = make_book()
+    lane = lane_from_lost_base_trade(book, "t0")
+    request(book, "t1", now=at(1))
+    book.events.clear()
+
+    engine.settle_trade(book, "t1", "win", None, at(2), lambda: "new", by_hand=True)
+
+    assert [(e.kind, e.lane_id, e.trade_id) for e in book.events] == [
+        ("settled_by_hand", lane.lane_id, "t1"), ("recovered", lane.lane_id, "t1")
+    ]
+    assert book.events[0].data == {"result": "win", "payout": "3.70", "profit": "1.70"}
+
+
+# --- Mutations the suite must kill ---------------------------------------------------------------------
+
+
+def test_a_request_with_max_wait_zero_opens_behind_only_expired_requests():
+    book = make_book(cool_down_seconds=60)
+    request(book, "t0")
+    settle(book, "t0", "win", now=at(1))
+    expired = request(book, "t1", now=at(2), max_wait_seconds=5)  # waits for the cool-down, expires at 7 s
+    assert expired.status == "queued"
+
+    trade = request(book, "t2", now=at(61), max_wait_seconds=0)
+
+    assert (expired.status, trade.status) == ("expired", "open")
+
+
+def test_completing_a_lane_serves_the_queue():
+    book = make_book(cool_down_seconds=60)
+    lane = lane_from_lost_base_trade(book, "t0")
+    waiting = request(book, "t1", now=at(1), max_wait_seconds=300)
+    assert waiting.status == "queued"
+
+    engine.complete_lane(book, lane.lane_id, "completed", at(70))
+
+    assert (waiting.status, waiting.kind, waiting.opened_at) == ("open", "base", at(70))
+
+
+def test_a_reset_serves_the_queue_once_every_lane_is_ended():
+    book = make_book(concurrent_trading_enabled=True, max_concurrent_lanes=3, cool_down_seconds=30)
+    request(book, "b1")
+    settle(book, "b1", "loss", now=at(1))
+    waiting = request(book, "q1", now=at(2), max_wait_seconds=300)
+    assert waiting.status == "queued"
+
+    engine.complete_all_lanes(book, "completed", at(40))
+
+    assert (waiting.status, waiting.kind, waiting.lane_id) == ("open", "base", None)
+    assert all(lane.status == "completed" and lane.trade_ids == ["b1"] for lane in book.lanes.values())
