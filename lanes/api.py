@@ -3,7 +3,7 @@ JSON. Authentication, body parsing and error answers live in ``lanes.decorators.
 
 Scope: a token acts only on the accounts it covers. A request that names an account outside the
 token's scope is refused with 403 before the account is looked up, so a scoped token cannot probe
-which accounts exist; a trade or lane outside the scope is refused with 403 once found.
+which accounts exist; a trade or lane outside the scope answers 404, as an unknown one does.
 """
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def lane_detail(request, lane_id):
     _query(request, ())
     lane = selectors.lane_get(lane_id=clean_trade_id(lane_id, field="lane_id"))
     if not request.api_token.covers(lane.account_name):
-        raise services.Forbidden(f"this token may not act on account {lane.account_name}")
+        raise services.NotFound(f"lane {lane.lane_id} not found")  # as an unknown one: ids cannot be probed
     return {
         **lane_json(lane),
         "events": [event_json(event) for event in selectors.lane_events(lane=lane)],

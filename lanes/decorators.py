@@ -14,7 +14,9 @@ from typing import Any, Callable, Iterable, Optional
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import engine, services
+from django.db import DatabaseError
+
+from . import engine, faults, services
 from .ranges import InvalidInput
 
 logger = logging.getLogger("lanes.api")
@@ -121,6 +123,12 @@ def _answer(exc: Exception) -> Optional[JsonResponse]:
         )
     if isinstance(exc, engine.Refused):  # Conflict, AccountDisabled
         return error_response(409, exc.code, exc.message)
+    if isinstance(exc, DatabaseError) and faults.classify(exc) is not None:
+        exc = faults.refused(exc)  # outside a service's retries, e.g. the token look-up
+    if isinstance(exc, faults.DatabaseFault):
+        return error_response(
+            503, exc.code, str(exc), retry_after=exc.retry_after, headers={"Retry-After": str(exc.retry_after)}
+        )
     if isinstance(exc, services.EngineUnavailable):
         return error_response(503, "engine_error", str(exc), headers={"Retry-After": str(ENGINE_RETRY_AFTER)})
     return None

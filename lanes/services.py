@@ -1,10 +1,10 @@
 """Every write of the lane engine.
 
-Each function that changes an account opens one transaction, locks the account row
-(``select_for_update``; on SQLite the IMMEDIATE transaction serialises writers), loads that
-account's state only after the lock, lets ``lanes.engine`` decide, and writes the trades, lanes,
-account and audit events it changed in the same transaction. Log lines about the change are
-written once it is committed.
+Each function that changes an account opens one transaction, locks the account row and loads
+its state after the lock (``lanes.loading``), lets ``lanes.engine`` decide, and writes the trades,
+lanes, account and audit events it changed in the same transaction. Log lines about the change
+are written once it is committed. A transaction the database aborts is retried
+(``lanes.faults``).
 
 When the lane logic fails unexpectedly, an opening of trades (a request, a queued trade opening)
 is served by the legacy rules from a state loaded afresh (SPEC §6); any other change is refused
@@ -16,35 +16,26 @@ import hashlib
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Optional
 
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
-from django.db.models import FilteredRelation, OuterRef, Q, Subquery
-from django.utils import timezone
 
 from settings_app.models import TradingSettings
 from settings_app.validation import check_stake_fits, clean_account_fields, clean_trading_settings
 
 from . import engine
-from .adapters import SETTINGS_FIELDS, TRADE_FIELDS, engine_account, engine_lane, engine_trade
+from .adapters import TRADE_FIELDS, engine_account, engine_trade
+from .faults import retried
+from .loading import Forbidden, Loaded, NotFound, lock_and_load, today_start  # noqa: F401 (services.* names)
 from .models import Account, ApiToken, Lane, LaneEvent, Trade
 from .ranges import InvalidInput
-from .statements import PreparedValues
 from .validation import clean_account_name
 
 logger = logging.getLogger("lanes")
-
-
-class NotFound(Exception):
-    """The named account, trade or lane does not exist (HTTP 404)."""
-
-
-class Forbidden(Exception):
-    """The caller may not act on this account (HTTP 403)."""
 
 
 class EngineUnavailable(Exception):
@@ -66,117 +57,6 @@ Authorize = Optional[Callable[[str], bool]]
 
 
 # --- Loading and saving an account's state ---------------------------------------------------
-
-
-def today_start(now: datetime) -> datetime:
-    """Midnight of ``now``'s day in the project's TIME_ZONE (the day of max_daily_lanes)."""
-    local = timezone.localtime(now)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-ACCOUNT_FIELDS = [f.attname for f in Account._meta.concrete_fields]
-TRADE_COLUMNS = ("id", "requested_by", *TRADE_FIELDS)
-
-
-def _account_with_live_trades(accounts: Q, live: Q):
-    """One locking statement: the account row, its settings, the latest opening, and its live
-    trades (one row per trade, or one row with no trade)."""
-    last_open = (
-        Trade.objects.filter(account=OuterRef("pk"), opened_at__isnull=False)
-        .order_by("-opened_at")
-        .values("opened_at")[:1]
-    )
-    return (
-        Account.objects.select_for_update()
-        .filter(accounts)
-        .annotate(last_open=Subquery(last_open), live=FilteredRelation("trades", condition=live))
-        .values(
-            *ACCOUNT_FIELDS,
-            "last_open",
-            "trading_settings__id",
-            *(f"trading_settings__{name}" for name in SETTINGS_FIELDS),
-            *(f"live__{name}" for name in TRADE_COLUMNS),
-        )
-    )
-
-
-LIVE = Q(trades__status__in=engine.LIVE)
-LOCK_BY_NAME = PreparedValues(lambda name: _account_with_live_trades(Q(worker_name=name), LIVE), texts=("name",))
-LOCK_BY_NAME_WITH_TRADE = PreparedValues(
-    lambda name, trade_id: _account_with_live_trades(Q(worker_name=name), LIVE | Q(trades__trade_id=trade_id)),
-    texts=("name", "trade_id"),
-)
-# A subquery, not a join: the trade row must not be locked before its account row.
-LOCK_BY_TRADE = PreparedValues(
-    lambda trade_id: _account_with_live_trades(
-        Q(pk__in=Trade.objects.filter(trade_id=trade_id).values("account_id")), LIVE | Q(trades__trade_id=trade_id)
-    ),
-    texts=("trade_id",),
-)
-
-
-@dataclass
-class Loaded:
-    """An account's row and state, loaded under its lock, and the trade rows behind the state."""
-
-    account: Account
-    state: engine.AccountState
-    rows: dict[str, Trade]
-    now: datetime
-    lane_rows: dict[str, Lane] = field(default_factory=dict)
-
-
-def _lock_and_load(
-    now: Optional[datetime], *, account_name: Optional[str] = None, trade_id: Optional[str] = None,
-    authorize: Authorize = None,
-) -> Loaded:
-    """Lock one account row, by its name or by one of its trades, and load its state after the lock.
-
-    One statement locks the account and reads its settings and its queued and open trades
-    (plus ``trade_id``, whatever its state); a second reads its active lanes and the lanes it
-    created today. The clock is read once the lock is held, so times follow the order of the
-    changes and the day is the day of the change.
-    """
-    if account_name is None:
-        rows = LOCK_BY_TRADE.run(trade_id=trade_id)
-    elif trade_id is None:
-        rows = LOCK_BY_NAME.run(name=account_name)
-    else:
-        rows = LOCK_BY_NAME_WITH_TRADE.run(name=account_name, trade_id=trade_id)
-    if not rows:
-        raise NotFound(f"account {account_name} not found" if account_name else f"trade {trade_id} not found")
-    first = rows[0]
-    account = Account(**{name: first[name] for name in ACCOUNT_FIELDS})
-    if authorize is not None and not authorize(account.worker_name):
-        raise Forbidden(f"this token may not act on account {account.worker_name}")
-    now = now or timezone.now()
-    settings = (
-        engine.Settings()
-        if first["trading_settings__id"] is None
-        else engine.Settings(**{name: first[f"trading_settings__{name}"] for name in SETTINGS_FIELDS})
-    )
-    trades: dict[str, Trade] = {}
-    for row in rows:
-        if row["live__id"] is not None:
-            trade = Trade(account=account, **{name: row[f"live__{name}"] for name in TRADE_COLUMNS})
-            trades[trade.trade_id] = trade
-    today = today_start(now)
-    lanes, created_today = {}, 0
-    for lane in Lane.objects.filter(
-        Q(status=engine.ACTIVE) | Q(created_at__gte=today), account_name=account.worker_name
-    ):
-        created_today += lane.created_at >= today
-        if lane.status == engine.ACTIVE:
-            lanes[lane.lane_id] = engine_lane(lane)
-    state = engine.AccountState(
-        account=engine_account(account),
-        settings=settings,
-        lanes=lanes,
-        trades={t.trade_id: engine_trade(t) for t in trades.values()},
-        last_open=first["last_open"],
-        lanes_created_today=created_today,
-    )
-    return Loaded(account, state, trades, now)
 
 
 LANE_UPDATE_FIELDS = [
@@ -319,13 +199,14 @@ def _new_lane_id() -> str:
 # --- Trades -----------------------------------------------------------------------------------
 
 
+@retried
 def trade_open(
     *, account_name: str, request: engine.Request, actor: str, authorize: Authorize = None, now: Optional[datetime] = None
 ) -> TradeOutcome:
     """A bot asks for a stake: open the trade now, queue it, or refuse it (SPEC §3–4)."""
 
     def load(at: Optional[datetime]) -> Loaded:
-        return _lock_and_load(at, account_name=account_name, trade_id=request.trade_id, authorize=authorize)
+        return lock_and_load(at, account_name=account_name, trade_id=request.trade_id, authorize=authorize)
 
     try:
         with transaction.atomic():
@@ -349,6 +230,7 @@ def trade_open(
         raise
 
 
+@retried
 def trade_settle(
     *,
     trade_id: str,
@@ -361,7 +243,7 @@ def trade_settle(
 ) -> TradeOutcome:
     """A bot reports win, loss or draw, or a person enters it (``by_hand``); the lanes move on (SPEC §5)."""
     with transaction.atomic():
-        loaded = _lock_and_load(now, trade_id=trade_id, authorize=authorize)
+        loaded = lock_and_load(now, trade_id=trade_id, authorize=authorize)
         changed = _change(
             loaded,
             lambda s, at: engine.settle_trade(s, trade_id, result, payout, at, _new_lane_id, by_hand=by_hand),
@@ -371,19 +253,21 @@ def trade_settle(
         return _outcome(loaded, trade_id, changed=changed)
 
 
+@retried
 def trade_cancel(*, trade_id: str, actor: str, authorize: Authorize = None, now: Optional[datetime] = None) -> TradeOutcome:
     with transaction.atomic():
-        loaded = _lock_and_load(now, trade_id=trade_id, authorize=authorize)
+        loaded = lock_and_load(now, trade_id=trade_id, authorize=authorize)
         changed = _change(loaded, lambda s, at: engine.cancel_trade(s, trade_id, at), f"cancelling trade {trade_id}")
         _save(loaded, actor)
         return _outcome(loaded, trade_id, changed=changed)
 
 
+@retried
 def trade_refresh(*, trade_id: str, actor: str, authorize: Authorize = None, now: Optional[datetime] = None) -> TradeOutcome:
     """Read one trade; touching the account serves its queue first (SPEC §3)."""
 
     def load(at: Optional[datetime]) -> Loaded:
-        return _lock_and_load(at, trade_id=trade_id, authorize=authorize)
+        return lock_and_load(at, trade_id=trade_id, authorize=authorize)
 
     with transaction.atomic():
         loaded, _ = _open_trades(load(now), load, engine.serve_queue, "serving the queue")
@@ -391,11 +275,12 @@ def trade_refresh(*, trade_id: str, actor: str, authorize: Authorize = None, now
         return _outcome(loaded, trade_id, changed=False)
 
 
+@retried
 def queue_serve(*, account_name: str, actor: str = "system", now: Optional[datetime] = None) -> int:
     """Serve one account's queue (expire, open); returns how many trades changed state."""
 
     def load(at: Optional[datetime]) -> Loaded:
-        return _lock_and_load(at, account_name=account_name)
+        return lock_and_load(at, account_name=account_name)
 
     with transaction.atomic():
         loaded, _ = _open_trades(load(now), load, engine.serve_queue, "serving the queue")
@@ -406,6 +291,7 @@ def queue_serve(*, account_name: str, actor: str = "system", now: Optional[datet
 # --- Lanes ------------------------------------------------------------------------------------
 
 
+@retried
 def lane_force_complete(
     *, lane_id: str, status: str = engine.COMPLETED, actor: str, authorize: Authorize = None, now: Optional[datetime] = None
 ) -> Lane:
@@ -413,14 +299,15 @@ def lane_force_complete(
     if status not in engine.LANE_END_STATUSES:
         raise InvalidInput({"status": "must be completed or cancelled"})
     account_name = Lane.objects.filter(lane_id=lane_id).values_list("account_name", flat=True).first()
-    if account_name is None:
+    if account_name is None or (authorize is not None and not authorize(account_name)):
         raise NotFound(f"lane {lane_id} not found")
     with transaction.atomic():
-        loaded = _lock_and_load(now, account_name=account_name, authorize=authorize)
+        loaded = lock_and_load(now, account_name=account_name, authorize=authorize)
         _change(loaded, lambda s, at: engine.complete_lane(s, lane_id, status, at), f"completing lane {lane_id}")
         return _save(loaded, actor)[lane_id]
 
 
+@retried
 def account_reset(
     *, account_name: str, status: str = engine.COMPLETED, actor: str, now: Optional[datetime] = None
 ) -> list[Lane]:
@@ -428,7 +315,7 @@ def account_reset(
     if status not in engine.LANE_END_STATUSES:
         raise InvalidInput({"status": "must be completed or cancelled"})
     with transaction.atomic():
-        loaded = _lock_and_load(now, account_name=account_name)
+        loaded = lock_and_load(now, account_name=account_name)
         _change(loaded, lambda s, at: engine.complete_all_lanes(s, status, at), f"resetting account {account_name}")
         return list(_save(loaded, actor).values())
 
@@ -466,6 +353,7 @@ def idle_lanes_warning(account: engine.Account, active_lanes: int) -> Optional[d
     }
 
 
+@retried
 def account_configure(
     *,
     account_name: str,
@@ -482,7 +370,7 @@ def account_configure(
     account_values = clean_account_fields(account_values or {}, from_text=from_text)
     settings_values = clean_trading_settings(settings_values or {}, from_text=from_text)
     with transaction.atomic():
-        loaded = _lock_and_load(now, account_name=account_name)
+        loaded = lock_and_load(now, account_name=account_name)
         account = loaded.account
         for name, value in account_values.items():
             setattr(account, name, value)
@@ -513,6 +401,7 @@ def settings_update(*, account_name: str, values: dict, actor: str, from_text: b
     return change.settings or TradingSettings.objects.get(account_name=account_name)
 
 
+@retried
 def account_create(*, name: str, values: dict, from_text: bool = False) -> Account:
     name = clean_account_name(name, field="name")
     cleaned = clean_account_fields(values, from_text=from_text)

@@ -16,6 +16,7 @@ from django.db import connections
 from django.db.models import QuerySet
 
 SENTINEL_TEXT = "\x1fsentinel:{}\x1f"
+SENTINEL_INT = 2_137_483_011  # + the argument's position: within INT, and no real query compares with it
 SENTINEL_TIME = datetime(1999, 12, 31, 23, 59, 58, 123457, tzinfo=dt_timezone.utc)
 
 
@@ -26,9 +27,17 @@ def _adapt(connection, value: Any) -> Any:
 
 
 class PreparedValues:
-    def __init__(self, build: Callable[..., QuerySet], *, texts: tuple[str, ...] = (), times: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        build: Callable[..., QuerySet],
+        *,
+        texts: tuple[str, ...] = (),
+        times: tuple[str, ...] = (),
+        ints: tuple[str, ...] = (),
+    ):
         self._build = build
         self._sentinels: dict[str, Any] = {name: SENTINEL_TEXT.format(name) for name in texts}
+        self._sentinels.update({name: SENTINEL_INT + i for i, name in enumerate(ints)})
         self._sentinels.update({name: SENTINEL_TIME.replace(microsecond=i + 1) for i, name in enumerate(times)})
         self._compiled: dict[tuple[str, str], tuple] = {}
         self._lock = threading.Lock()

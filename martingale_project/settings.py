@@ -70,8 +70,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # The session clock in UTC: the services read the database's clock (SYSDATE) as the time of
+    # each change (SPEC §10), and Django stores UTC. JSON_ARRAYAGG (lanes.loading) is bounded by
+    # group_concat_max_len on MariaDB: 1 GiB rather than 1 MiB, for an account with a long queue.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"charset": "utf8mb4", "isolation_level": "read committed"}
+        {
+            "charset": "utf8mb4",
+            "isolation_level": "read committed",
+            "init_command": "SET time_zone = '+00:00', group_concat_max_len = 1073741824",
+        }
     )
     DATABASES["default"].setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
 

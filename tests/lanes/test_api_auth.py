@@ -29,19 +29,26 @@ AUTHENTICATED = [
 ]
 
 # Every endpoint that names an account, trade or lane, pointed at the account "other".
-OUT_OF_SCOPE = [
-    ("POST", "/api/v1/trades", {"account": "other", "symbol": "EURUSD", "trade_id": "new-1"}),
+# An account named outside the token's scope is 403; a trade or lane of such an account is 404,
+# as an unknown one is, so ids cannot be probed (SPEC §9).
+OUT_OF_SCOPE_IDS = [
     ("GET", "/api/v1/trades/o-open", None),
     ("POST", "/api/v1/trades/o-open/result", {"result": "win"}),
     ("POST", "/api/v1/trades/o-open/cancel", None),
-    ("GET", "/api/v1/lanes?account=other", None),
     ("GET", "/api/v1/lanes/LANE", None),
     ("POST", "/api/v1/lanes/LANE/complete", None),
+]
+OUT_OF_SCOPE_ACCOUNTS = [
+    ("POST", "/api/v1/trades", {"account": "other", "symbol": "EURUSD", "trade_id": "new-1"}),
+    ("GET", "/api/v1/lanes?account=other", None),
+    ("GET", "/api/v1/accounts/other", None),
+    ("PATCH", "/api/v1/accounts/other", {"enabled": False}),
     ("GET", "/api/v1/accounts/other/settings", None),
     ("PATCH", "/api/v1/accounts/other/settings", {"auto_create_lanes": False}),
     ("GET", "/api/v1/accounts/other/status", None),
     ("GET", "/api/v1/accounts/other/stats", None),
 ]
+OUT_OF_SCOPE = OUT_OF_SCOPE_IDS + OUT_OF_SCOPE_ACCOUNTS
 
 
 @pytest.fixture
@@ -119,12 +126,24 @@ def test_the_bearer_scheme_is_case_insensitive(client, book):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("method,path,body", OUT_OF_SCOPE)
+@pytest.mark.parametrize("method,path,body", OUT_OF_SCOPE_ACCOUNTS)
 def test_an_account_outside_the_tokens_scope_is_403_and_changes_nothing(client, book, method, path, body):
     _, raw = services.token_create(name="bot", account_names=["acc"])
     before = snapshot()
     response = send(client, method, path, body, book, Authorization=f"Bearer {raw}")
     assert_error(response, 403, "forbidden")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("method,path,body", OUT_OF_SCOPE_IDS)
+def test_a_trade_or_lane_of_another_account_answers_as_an_unknown_one(client, book, method, path, body):
+    _, raw = services.token_create(name="bot", account_names=["acc"])
+    before = snapshot()
+    response = send(client, method, path, body, book, Authorization=f"Bearer {raw}")
+    unknown = send(client, method, path.replace("o-open", "no-such").replace("LANE", "no-such"), body, "", Authorization=f"Bearer {raw}")
+    assert_error(response, 404, "not_found")
+    assert unknown.status_code == 404
+    assert response.json()["error"]["message"].endswith("not found")
     assert snapshot() == before
 
 

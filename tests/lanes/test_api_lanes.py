@@ -92,10 +92,10 @@ def test_detail_of_an_unknown_lane_is_404(api):
     assert (status, body["error"]["code"]) == (404, "not_found")
 
 
-def test_detail_of_another_accounts_lane_is_403(api, scoped):
+def test_detail_of_another_accounts_lane_is_404_as_an_unknown_one(api, scoped):
     lane = lose_base_trade(api, "o1", account="other")
     status, body = scoped("GET", f"/lanes/{lane['lane_id']}")
-    assert (status, body["error"]["code"]) == (403, "forbidden")
+    assert (status, body["error"]["code"]) == (404, "not_found")
 
 
 def test_complete_defaults_to_completed_and_logs_the_token(api):
@@ -127,10 +127,10 @@ def test_completing_an_unknown_lane_is_404(api):
     assert (status, body["error"]["code"]) == (404, "not_found")
 
 
-def test_completing_another_accounts_lane_is_403_and_changes_nothing(api, scoped):
+def test_completing_another_accounts_lane_is_404_and_changes_nothing(api, scoped):
     lane = lose_base_trade(api, "o1", account="other")
     status, body = scoped("POST", f"/lanes/{lane['lane_id']}/complete")
-    assert (status, body["error"]["code"]) == (403, "forbidden")
+    assert (status, body["error"]["code"]) == (404, "not_found")
     assert Lane.objects.get().status == "active"
 
 

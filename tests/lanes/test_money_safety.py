@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from lanes import engine, services
+from lanes import engine, loading, services
 from lanes.models import Account, Lane, LaneEvent, Trade
 
 pytestmark = pytest.mark.django_db
@@ -487,6 +487,7 @@ def test_lane_not_created_is_logged_only_once_the_change_is_committed(account, c
     assert callbacks and "lane not created account=acc trade=t1 reason=auto_create_lanes is off" in caplog.text
 
 
+@pytest.mark.sqlite_only  # on MariaDB the clock is the database's, read with the lock (test_clock.py)
 def test_the_day_of_max_daily_lanes_is_read_after_the_lock(account, monkeypatch):
     """A result that waits for the account's lock across midnight counts the new day's lanes."""
     services.settings_update(account_name="acc", values={"max_daily_lanes": 1, "max_concurrent_lanes": 3}, actor="t")
@@ -496,14 +497,14 @@ def test_the_day_of_max_daily_lanes_is_read_after_the_lock(account, monkeypatch)
     services.lane_force_complete(lane_id=first.lane_id, actor="t", now=yesterday - timedelta(seconds=25))
     ask("b", at=yesterday - timedelta(seconds=20))
     clock = {"now": yesterday}
-    monkeypatch.setattr(services.timezone, "now", lambda: clock["now"])
-    real_run = services.LOCK_BY_TRADE.run
+    monkeypatch.setattr(loading.timezone, "now", lambda: clock["now"])
+    real_run = loading.LOCK_BY_TRADE.run
 
     def lock_then_midnight(**arguments):
         rows = real_run(**arguments)
         clock["now"] = yesterday + timedelta(seconds=0.2)  # the lock was granted after midnight
         return rows
 
-    monkeypatch.setattr(services.LOCK_BY_TRADE, "run", lock_then_midnight)
+    monkeypatch.setattr(loading.LOCK_BY_TRADE, "run", lock_then_midnight)
     assert settle("b", "loss").lane is not None  # a new day: its first lane
     assert Lane.objects.count() == 2
