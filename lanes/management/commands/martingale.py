@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from lanes import engine, selectors, services
+from lanes import checks, engine, selectors, services
 from lanes.ranges import ACCOUNT, PAYOUT, RESULTS, SETTINGS, STATS_DAYS, Choice, Field, Flag, InvalidInput, Whole
 from lanes.validation import clean
 from lanes.serializers import account_json, lane_json, money, settings_json, trade_json
@@ -157,6 +157,32 @@ def _short_time(value: Optional[str]) -> Optional[str]:
     return timezone.localtime(datetime.fromisoformat(value)).strftime("%Y-%m-%d %H:%M:%S %Z") if value else value
 
 
+def _violation_line(violation: checks.Violation) -> str:
+    where = [
+        f"{name}={value}"
+        for name, value in (("account", violation.account), ("lane", violation.lane_id), ("trade", violation.trade_id))
+        if value is not None
+    ]
+    return f"{violation.check} {' '.join(where)}: {violation.message}"
+
+
+def _check_summary(report: checks.Report) -> str:
+    """One line: what was read, what could not be judged, and the verdict."""
+    counted = report.checked
+    skipped = counted["skipped"]
+    scope = (
+        f"{counted['accounts']} accounts, {counted['lanes']} lanes, {counted['trades']} trades, "
+        f"{counted['events']} events (last {counted['days']} days, active lanes and live trades of any age); "
+        f"not judged: {counted['unverifiable_lanes']} lanes adopted from the old bot (totals, history), "
+        f"over a limit lowered since: {skipped['open_trades_within_slots']} slot, "
+        f"{skipped['active_lanes_within_limit']} active-lane, {skipped['lanes_per_day_within_limit']} daily"
+    )
+    if report.ok:
+        return f"all {counted['checks']} checks passed on {scope}"
+    failed = sorted({v.check for v in report.violations}, key=list(checks.CHECKS).index)
+    return f"{len(report.violations)} violations of {len(failed)} of {counted['checks']} checks ({', '.join(failed)}) on {scope}"
+
+
 class Command(BaseCommand):
     help = "Manage the Martingale lanes: accounts, settings, statistics, status, lanes and tokens."
 
@@ -215,6 +241,11 @@ class Command(BaseCommand):
             action="store_true",
             help="also complete (force-complete) every active lane of the account in the same change",
         )
+
+        p = sub.add_parser("check", help="verify the contract's invariants on the database; exit 1 naming each violation")
+        p.add_argument("--account", metavar="ACCOUNT", help="one account (default: every account)")
+        p.add_argument("--days", metavar="N", default=str(checks.CHECK_DAYS.default), help=_help("days", checks.CHECK_DAYS))
+        p.add_argument("--json", action="store_true", help="print JSON")
 
         p = sub.add_parser("token", help="API tokens for bots")
         token_sub = p.add_subparsers(dest="token_action", metavar="create", required=True)
@@ -496,6 +527,18 @@ class Command(BaseCommand):
             self.stderr.write(
                 f"Warning: {warning['message']}: run `martingale reset {change.account.worker_name}`, or repeat with --complete-lanes."
             )
+
+    def do_check(self, options):
+        report = checks.run_checks(account=options["account"], days=options["days"])
+        if options["json"]:
+            self.out_json(report.as_json())
+        else:
+            self.out(_violation_line(v) for v in report.violations)
+        summary = _check_summary(report)
+        if not report.ok:
+            raise CommandError(summary)
+        if not options["json"]:
+            self.out(summary)
 
     def do_token_create(self, options):
         token, raw = services.token_create(name=options["name"], account_names=options["accounts"] or ())
