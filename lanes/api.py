@@ -260,9 +260,11 @@ def _is_api(request: HttpRequest) -> bool:
 
 
 def bad_request(request, exception=None):
-    """Django's handler400 (e.g. a Host header not in ALLOWED_HOSTS): JSON under /api/."""
+    """Django's handler400 (a Host header not in ALLOWED_HOSTS, a body Django will not read, …):
+    JSON under /api/."""
     if _is_api(request):
-        return error_response(400, "bad_request", "the request was refused (check the Host header)")
+        reason = str(exception) if exception is not None and str(exception) else "the request was refused"
+        return error_response(400, "bad_request", reason)
     return django_defaults.bad_request(request, exception)
 
 

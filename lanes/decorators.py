@@ -1,6 +1,7 @@
-"""The bot API's one decorator: method check, bearer-token auth, strict JSON bodies and the
-mapping of domain errors to the JSON error shape of SPEC §9 (``{"error": {"code", "message",
-"fields"?}}``), so that no request, however malformed, gets an HTML page or a bare 500.
+"""The bot API's one decorator: method check, bearer-token auth (with the bad-token throttle of
+lanes/throttle.py), strict JSON bodies and the mapping of domain errors to the JSON error shape of
+SPEC §9 (``{"error": {"code", "message", "fields"?}}``), so that no request, however malformed,
+gets an HTML page or a bare 500.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from django.db import DatabaseError
 
-from . import engine, faults, services
+from . import engine, faults, services, throttle
 from .ranges import InvalidInput
 
 logger = logging.getLogger("lanes.api")
@@ -31,11 +32,14 @@ ENGINE_RETRY_AFTER = 1  # seconds before a change refused with engine_error may 
 class ApiError(Exception):
     """An error answer decided before or outside the services (auth, body parsing)."""
 
-    def __init__(self, status: int, code: str, message: str, *, fields: Optional[dict] = None, headers=None):
+    def __init__(
+        self, status: int, code: str, message: str, *, fields: Optional[dict] = None, headers=None, extra=None
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields = fields
         self.headers = headers or {}
+        self.extra = extra or {}  # more members of the error object, e.g. retry_after
 
 
 def error_response(status: int, code: str, message: str, *, fields=None, headers=None, **extra) -> JsonResponse:
@@ -92,15 +96,35 @@ def parse_json_body(request: HttpRequest) -> Any:
 
 
 def authenticate(request: HttpRequest):
+    """The request's API token, or ApiError: 401 for a missing or bad token, 429 for a client that
+    sent too many of those lately (then even a good token waits for the end of its window)."""
+    guard = throttle.AuthThrottle.from_settings()
+    client = throttle.client_key(throttle.client_address(request)) if guard.enabled else ""
+    refusal = guard.refusal(client)
+    if refusal is not None:
+        raise ApiError(
+            429,
+            "throttled",
+            f"too many requests with a missing or bad token from this client; retry in {refusal.retry_after} s",
+            headers={"Retry-After": str(refusal.retry_after)},
+            extra={"retry_after": refusal.retry_after},
+        )
+
+    def refuse(message: str) -> ApiError:
+        delay = guard.record_failure(client)
+        if delay > 0:
+            throttle.sleep(delay)
+        return ApiError(401, "unauthorized", message)
+
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, raw = header.partition(" ")
     if not header:
-        raise ApiError(401, "unauthorized", "send the API token as Authorization: Bearer <token>")
+        raise refuse("send the API token as Authorization: Bearer <token>")
     if scheme.lower() != "bearer" or not TOKEN_RE.fullmatch(raw.strip()):
-        raise ApiError(401, "unauthorized", "the Authorization header must be Bearer <token>")
+        raise refuse("the Authorization header must be Bearer <token>")
     token = services.token_for(raw.strip())
     if token is None:
-        raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+        raise refuse("the token is unknown or revoked")
     return token
 
 
@@ -110,7 +134,7 @@ def _answer(exc: Exception) -> Optional[JsonResponse]:
         headers = dict(exc.headers)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
-        return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=headers)
+        return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=headers, **exc.extra)
     if isinstance(exc, InvalidInput):
         return error_response(400, "invalid", str(exc), fields=exc.errors)
     if isinstance(exc, services.NotFound):

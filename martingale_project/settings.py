@@ -2,9 +2,11 @@
 
 Every variable is listed in README.md and .env.example.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,6 +29,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "settings_app",
     "lanes",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -37,6 +40,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "martingale_project.urls"
@@ -83,6 +88,12 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     DATABASES["default"].setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
 
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+# django-axes first: it refuses a locked-out username + address before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -132,17 +143,72 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-# Behind HTTPS (a TLS-terminating proxy that sets X-Forwarded-Proto), SECURE_HTTPS=true turns on
-# the HTTPS redirect, secure cookies and HSTS that `manage.py check --deploy` asks for.
-SECURE_HTTPS = env.bool("SECURE_HTTPS", default=False)
+# HTTPS. Production (DEBUG false) is HTTPS-only unless told otherwise: behind a TLS-terminating proxy that
+# sets X-Forwarded-Proto, SECURE_HTTPS turns on the HTTPS redirect, secure cookies and HSTS, so that
+# `manage.py check --deploy` has nothing to say. SECURE_HTTPS=false serves plain HTTP (README "Security").
+SECURE_HTTPS = env.bool("SECURE_HTTPS", default=not DEBUG)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=SECURE_HTTPS)
 if SECURE_HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
-    # Site decisions, so off unless asked for (check --deploy names them until then).
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)  # a year
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+
+# Request bodies. The bot API refuses bodies over 64 KiB itself (413 JSON, lanes/decorators.py); these bound
+# what Django reads for the dashboard's and the admin's forms (a larger one is a 400).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000  # the admin's bulk actions post one field per selected row
+
+# The cache: bad-token counts of the bot API (lanes/throttle.py). Each process has its own unless CACHE_URL
+# names a Redis that every app server and worker shares.
+CACHE_URL = env("CACHE_URL", default="")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("CACHE_URL must be a redis://, rediss:// or unix:// URL")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "martingale",
+            # An unreachable Redis must not hang API requests: the throttle lets them through (and logs).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "martingale",
+            "OPTIONS": {"MAX_ENTRIES": 10000},  # two keys per misbehaving client
+        }
+    }
+
+# Bot API tokens (SPEC §9): from the (N/2)-th bad or missing token in a window, each 401 is delayed (growing
+# to MARTINGALE_AUTH_MAX_DELAY_SECONDS); after N, every request from that client is 429 until the window
+# ends. The window starts with the client's first bad token. N = 0 turns it off.
+MARTINGALE_AUTH_FAILURES = env.int("MARTINGALE_AUTH_FAILURES", default=10)
+MARTINGALE_AUTH_WINDOW_SECONDS = env.int("MARTINGALE_AUTH_WINDOW_SECONDS", default=60)
+MARTINGALE_AUTH_MAX_DELAY_SECONDS = env.float("MARTINGALE_AUTH_MAX_DELAY_SECONDS", default=0.25)
+# Addresses (or networks) of reverse proxies: for a request from one of them, the client is the last address
+# in X-Forwarded-For that is not a proxy's. Empty: the client is REMOTE_ADDR.
+MARTINGALE_TRUSTED_PROXIES = env.list("MARTINGALE_TRUSTED_PROXIES", default=[])
+if MARTINGALE_AUTH_FAILURES < 0 or MARTINGALE_AUTH_WINDOW_SECONDS < 1 or not 0 <= MARTINGALE_AUTH_MAX_DELAY_SECONDS <= 5:
+    raise ImproperlyConfigured(
+        "MARTINGALE_AUTH_FAILURES must be 0 or more, MARTINGALE_AUTH_WINDOW_SECONDS 1 or more and "
+        "MARTINGALE_AUTH_MAX_DELAY_SECONDS from 0 to 5"
+    )
+
+# Logins (the dashboard's and the admin's), with django-axes: after 5 failures for one username from one
+# address, that pair is refused for 15 minutes after its last failure; other users and addresses are not.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "lanes.throttle.client_address"  # the same client as the API's throttle
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login (the table would only grow)
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; failures and lockouts are still logged
 
 # Conditional unique constraints are skipped on MySQL/MariaDB (see lanes.models.Trade).
 SILENCED_SYSTEM_CHECKS = ["models.W036"]

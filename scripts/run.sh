@@ -83,8 +83,11 @@ if [ -n "$debug" ]; then
   # gunicorn does not serve static files; runserver does when DEBUG is on.
   $py manage.py runserver "$HOST:$PORT" --noreload >>.run/web.log 2>&1 &
 else
-  .venv/bin/gunicorn martingale_project.wsgi -b "$HOST:$PORT" --workers 2 \
-    --access-logfile .run/web.log --error-logfile .run/web.log >>.run/web.log 2>&1 &
+  # gunicorn.conf.py sets the workers, threads and request limits. It serves plain HTTP here, so the HTTPS
+  # redirect of production settings stays off unless SECURE_HTTPS says otherwise (environment or .env).
+  secure_https=${SECURE_HTTPS:-$(dotenv SECURE_HTTPS)}
+  HOST=$HOST PORT=$PORT SECURE_HTTPS=${secure_https:-false} .venv/bin/gunicorn martingale_project.wsgi \
+    -c gunicorn.conf.py --access-logfile .run/web.log --error-logfile .run/web.log >>.run/web.log 2>&1 &
 fi
 pids+=($!)
 .venv/bin/celery -A martingale_project worker -l info --logfile .run/worker.log >>.run/worker.log 2>&1 &

@@ -17,6 +17,15 @@ try:
 except ImproperlyConfigured:
     settings.SECRET_KEY = os.environ["SECRET_KEY"]
 
+# Production defaults that the test client and live server cannot use: they speak plain HTTP, and every
+# test client is 127.0.0.1 (the bad-token throttle's cache would carry one test's failures into the
+# next). tests/lanes/test_deploy.py checks the real defaults in separate processes; test_security.py
+# turns the throttle on where it tests it.
+settings.SECURE_SSL_REDIRECT = False
+settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+settings.SECURE_HSTS_SECONDS = 0
+settings.MARTINGALE_AUTH_FAILURES = 0
+
 
 def _on_mysql() -> bool:
     return "mysql" in settings.DATABASES["default"]["ENGINE"]
