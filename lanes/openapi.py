@@ -18,9 +18,11 @@ from .validation import ID_RE, SYMBOL_RE
 
 NAME_RE = TRADE_ID_RE = ID_RE
 
+# Every code lanes.decorators and lanes.api answer with (bad_request: Django's handler400 under /api/).
 ERROR_CODES = [
-    "invalid", "invalid_json", "unsupported_media_type", "too_large", "unauthorized", "forbidden",
-    "not_found", "method_not_allowed", "busy", "account_disabled", "conflict", "engine_error", "internal_error",
+    "invalid", "invalid_json", "bad_request", "unsupported_media_type", "too_large", "unauthorized", "forbidden",
+    "not_found", "method_not_allowed", "busy", "account_disabled", "conflict", "throttled", "database_busy",
+    "database_unavailable", "engine_error", "internal_error",
 ]
 
 
@@ -63,13 +65,85 @@ MONEY = {"$ref": "#/components/schemas/Money"}
 RATE = {"type": "number", "minimum": 0, "maximum": 1}
 
 
+def _digit(low: int, high: int) -> str:
+    return str(low) if low == high else f"[{low}-{high}]"
+
+
+def _digits(least: int, most: int) -> str:
+    """From ``least`` to ``most`` digits, as a regex."""
+    if most == 0:
+        return ""
+    return f"[0-9]{{{least},{most}}}" if least < most else "[0-9]" + (f"{{{most}}}" if most > 1 else "")
+
+
+def _integers_below(n: str) -> list[str]:
+    """Regexes for the whole numbers below ``n`` (digits without leading zeros, "" for 0), written
+    without leading zeros ("" for 0)."""
+    if not n:
+        return []
+    found = [""] + ["[1-9]" + _digits(k - 1, k - 1) for k in range(1, len(n))]
+    for i, digit in enumerate(n):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            found.append(n[:i] + _digit(low, int(digit) - 1) + _digits(len(n) - i - 1, len(n) - i - 1))
+    return found
+
+
+def _integers_above(n: str, digits: int) -> list[str]:
+    """Regexes for the whole numbers above ``n`` with at most ``digits`` digits, as in
+    ``_integers_below``."""
+    found = ["[1-9]" + _digits(len(n), digits - 1)] if len(n) < digits else []
+    for i, digit in enumerate(n):
+        if int(digit) < 9:
+            found.append(n[:i] + _digit(int(digit) + 1, 9) + _digits(len(n) - i - 1, len(n) - i - 1))
+    return found
+
+
+def _fractions(bound: str, below: bool) -> list[str]:
+    """Regexes for the fraction parts (``.ddd`` or none) that, padded with zeros to ``bound``'s
+    length, are below (or above) ``bound``."""
+    places = len(bound)
+    found = []
+    if below and bound.strip("0"):
+        found.append("")  # no fraction: .000 < bound
+    for i, digit in enumerate(bound):
+        rest = _digits(0, places - i - 1)
+        if below and int(digit) > 0:
+            found.append(rf"\.{bound[:i]}{_digit(0, int(digit) - 1)}{rest}")
+        elif not below and int(digit) < 9:
+            found.append(rf"\.{bound[:i]}{_digit(int(digit) + 1, 9)}{rest}")
+    if below:  # cut short where the bound goes on with a digit above the zeros it is padded with
+        found += [rf"\.{bound[:m]}" for m in range(1, places) if bound[m:].strip("0")]
+    return found
+
+
+def decimal_pattern(low: Decimal, high: Decimal, places: int) -> str:
+    """The decimal strings from ``low`` to ``high`` with at most ``places`` places, as a regex.
+
+    JSON Schema's minimum and maximum bind numbers only, so for an amount sent as a string the
+    range is stated by negative lookaheads that refuse the strings below ``low`` and above ``high``.
+    Digits as lanes.ranges.PLAIN_DECIMAL takes them: no sign, no leading zeros.
+    """
+    digits = len(str(int(high)))
+
+    def outside(bound: Decimal, below: bool) -> str:
+        whole, _, fraction = f"{bound:.{places}f}".partition(".")
+        whole = whole.lstrip("0")
+        integers = _integers_below(whole) if below else _integers_above(whole, digits)
+        options = [rf"{n or '0'}(\.[0-9]+)?$" for n in integers]
+        options += [f"{whole or '0'}{f}$" for f in _fractions(fraction, below)]
+        return f"(?!{'|'.join(options)})" if options else ""
+
+    whole = "(0|[1-9]" + (f"[0-9]{{0,{digits - 1}}}" if digits > 1 else "") + ")"
+    return rf"^{outside(low, True)}{outside(high, False)}{whole}(\.[0-9]{{1,{places}}})?$"
+
+
 def money_input(low: str, description: str, field: Amount | None = None) -> dict:
     places = field.places if field else 2
     high = field.high if field else MONEY_MAX
-    digits = len(str(int(high)))
     return {
         "type": ["string", "number"],
-        "pattern": rf"^[0-9]{{1,{digits}}}(\.[0-9]{{1,{places}}})?$",
+        "pattern": decimal_pattern(Decimal(low), high, places),
         "minimum": float(low),
         "maximum": float(high),
         "multipleOf": float(Decimal(1).scaleb(-places)),
@@ -285,7 +359,12 @@ SCHEMAS: dict[str, Any] = {
                         "additionalProperties": STRING,
                         "description": "each field at fault and what is wrong with it",
                     },
-                    "retry_after": {**INTEGER, "minimum": 1, "description": "seconds; with code busy (also the Retry-After header)"},
+                    "retry_after": {
+                        **INTEGER,
+                        "minimum": 1,
+                        "description": "seconds; with codes busy, throttled, database_busy and database_unavailable "
+                        "(also the Retry-After header)",
+                    },
                 },
                 required=["code", "message"],
             )
@@ -433,8 +512,11 @@ SCHEMAS: dict[str, Any] = {
 # --- Operations ---------------------------------------------------------------------------------
 
 
-def error(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+def error(description: str, **headers) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ref("Error")}}}
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 def answer(description: str, schema: str, **headers) -> dict:
@@ -446,6 +528,9 @@ def answer(description: str, schema: str, **headers) -> dict:
 
 def body(schema: str, *, required: bool = True) -> dict:
     return {"required": required, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+LOCATION = {"schema": STRING, "description": "the trade's URL"}
 
 
 def path_param(name: str, pattern, description: str) -> dict:
@@ -469,24 +554,51 @@ DAYS = {
     "schema": schema_of(STATS_DAYS),
 }
 
+
+def retry_after(when: str, *, required: bool = True) -> dict:
+    return {
+        "required": required,
+        "description": f"whole seconds to wait before retrying ({when})",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+
+
 E400 = error("Invalid input: `fields` names each parameter or body field at fault")
-E401 = error("Missing, malformed, unknown or revoked token")
+E401 = error(
+    "Missing, malformed, unknown or revoked token (unauthorized)",
+    **{"WWW-Authenticate": {"required": True, "schema": STRING, "description": 'Bearer realm="api"'}},
+)
 E403 = error("The account is outside the token's scope")
 E404 = error("No such account, trade or lane")
 E409 = error("Refused by the contract's rules (conflict, busy, account_disabled)")
-E503 = error(
-    "engine_error: the lane logic failed on this change; nothing was written, retry later (Retry-After header)"
+E429 = error(
+    "throttled: this client sent too many missing or bad tokens lately; every request from it is refused, "
+    "whatever its token, until its window ends (retry_after and the Retry-After header)",
+    **{"Retry-After": retry_after("the end of the window")},
+)
+DATABASE_FAULTS = (
+    "database_busy (the database aborted the transaction again and again) or database_unavailable (it cannot "
+    "be reached): nothing was written; retry after retry_after seconds (also the Retry-After header)"
+)
+E503 = error(DATABASE_FAULTS, **{"Retry-After": retry_after("as the error's retry_after")})
+E503_CHANGE = error(
+    DATABASE_FAULTS + "; or engine_error: the lane logic failed on this change, nothing was written, retry later",
+    **{"Retry-After": retry_after("every code, engine_error included")},
 )
 BODY_ERRORS = {
-    "413": error("The body is larger than 64 KiB"),
-    "415": error("The body is not sent as application/json"),
+    "413": error("The body is larger than 64 KiB (too_large)"),
+    "415": error("The body is not sent as application/json in UTF-8 (unsupported_media_type)"),
 }
 
 
 def operation(op_id: str, summary: str, responses: dict, *, auth: bool = True, body_errors: bool = False, **extra) -> dict:
+    """An operation; one with a token also answers 401, 429 and (its token is read from the
+    database) 503, one with a body 413 and 415."""
     answers = dict(responses)
     if auth:
         answers.setdefault("401", E401)
+        answers.setdefault("429", E429)
+        answers.setdefault("503", E503)
     if body_errors:
         answers.update(BODY_ERRORS)
     spec = {"operationId": op_id, "summary": summary, "responses": answers, **extra}
@@ -500,16 +612,15 @@ PATHS = {
             "requestTrade",
             "Ask for a stake: open a trade now, queue it, or refuse it",
             {
-                "201": answer(
-                    "A new trade, open or queued", "Trade", Location={"schema": STRING, "description": "the trade's URL"}
-                ),
-                "200": answer("The same trade_id was already requested with the same fields", "Trade"),
+                "201": answer("A new trade, open or queued", "Trade", Location=LOCATION),
+                "200": answer("The same trade_id was already requested with the same fields", "Trade", Location=LOCATION),
                 "400": E400,
                 "403": E403,
                 "404": error("No such account"),
                 "409": error(
                     "busy (no slot now and max_wait_seconds is 0; see retry_after and the Retry-After header), "
-                    "account_disabled, or conflict (the trade_id exists with other fields)"
+                    "account_disabled, or conflict (the trade_id exists with other fields)",
+                    **{"Retry-After": retry_after("busy only", required=False)},
                 ),
             },
             body_errors=True,
@@ -535,7 +646,7 @@ PATHS = {
                 "403": E403,
                 "404": E404,
                 "409": error("The trade is settled with another result, or is queued, expired or cancelled"),
-                "503": E503,
+                "503": E503_CHANGE,
             },
             body_errors=True,
             requestBody=body("ResultRequest"),
@@ -552,7 +663,7 @@ PATHS = {
                 "403": E403,
                 "404": E404,
                 "409": error("The trade is already settled or expired"),
-                "503": E503,
+                "503": E503_CHANGE,
             },
             body_errors=True,
             requestBody=body("CancelRequest", required=False),
@@ -571,8 +682,8 @@ PATHS = {
                     "name": "cursor",
                     "in": "query",
                     "required": False,
-                    "description": "the `next` of the previous page",
-                    "schema": {"type": "string", "maxLength": 200},
+                    "description": "the `next` of the previous page (any other value is a 400)",
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 200},
                 },
             ],
         )
@@ -596,7 +707,7 @@ PATHS = {
                 "403": E403,
                 "404": E404,
                 "409": error("The lane is already finished"),
-                "503": E503,
+                "503": E503_CHANGE,
             },
             body_errors=True,
             requestBody=body("CompleteRequest", required=False),
@@ -618,7 +729,7 @@ PATHS = {
                 "400": E400,
                 "403": E403,
                 "404": E404,
-                "503": E503,
+                "503": E503_CHANGE,
             },
             body_errors=True,
             requestBody=body("AccountPatch"),
@@ -697,7 +808,9 @@ OPENAPI: dict[str, Any] = {
         "description": (
             "Trades, lanes, settings, status and statistics for trading bots. Money is a decimal "
             "string with two places. Errors are {\"error\": {\"code\", \"message\", \"fields\"?}}. "
-            "Bodies are JSON objects sent as application/json, at most 64 KiB; unknown fields are refused."
+            "Bodies are JSON objects sent as application/json, at most 64 KiB; unknown fields are refused. "
+            "A whole number is written without a fraction or an exponent (6, not 6.0). A method a path does not "
+            "take answers 405 with an Allow header, an unknown path 404, both with the error shape."
         ),
     },
     "servers": [{"url": "/"}],

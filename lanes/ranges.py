@@ -10,8 +10,9 @@ line and the forms give it) and raises ``ValueError`` with the message every int
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Mapping
 
 MONEY_MAX = Decimal("99999999.99")  # DECIMAL(10,2), every stored amount and total
@@ -26,8 +27,8 @@ class InvalidInput(ValueError):
         super().__init__("; ".join(f"{field}: {message}" for field, message in self.errors.items()))
 
 
-def _text_or(value: Any, from_text: bool) -> Any:
-    return value.strip() if from_text and isinstance(value, str) else value
+# A decimal written plainly: ASCII digits, no sign, exponent, separators, spaces or leading zeros.
+PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,6 @@ class Flag:
     def clean(self, value: Any, *, from_text: bool = False) -> bool:
         if isinstance(value, bool):
             return value
-        value = _text_or(value, from_text)
         if from_text and isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise ValueError("must be true or false")
@@ -59,11 +59,12 @@ class Whole:
 
     def clean(self, value: Any, *, from_text: bool = False) -> int:
         message = f"must be a whole number from {self.low} to {self.high}"
-        value = _text_or(value, from_text)
         if from_text and isinstance(value, str):
             if not value.isascii() or not value.lstrip("-").isdigit() or len(value) > 12:
                 raise ValueError(message)
             value = int(value)
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            value = int(value)  # JSON's 6.0 is the integer 6 (JSON Schema agrees)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(message)
         if not self.low <= value <= self.high:
@@ -93,18 +94,16 @@ class Amount:
         if isinstance(value, (bool, float)):
             raise ValueError(f'must be a decimal number {span}, as a string such as "{self.low}"')
         if isinstance(value, str):
-            if not value.strip() or len(value) > 32:
+            if len(value) > 32 or not PLAIN_DECIMAL.fullmatch(value):
                 raise ValueError(f"must be a decimal number {span}")
-            try:
-                value = Decimal(value.strip())
-            except InvalidOperation:
-                raise ValueError(f"must be a decimal number {span}") from None
+            value = Decimal(value)
         elif isinstance(value, int):
             value = Decimal(value)
         elif not isinstance(value, Decimal):
             raise ValueError(f"must be a decimal number {span}")
         if not value.is_finite():
             raise ValueError(f"must be a finite decimal number {span}")
+        value = abs(value) if value == 0 else value  # -0 is 0
         if not self.low <= value <= self.high:
             raise ValueError(f"must be {span}")
         if value != value.quantize(self.quantum):
@@ -122,7 +121,6 @@ class Choice:
         return ", ".join(self.choices)
 
     def clean(self, value: Any, *, from_text: bool = False) -> str:
-        value = _text_or(value, from_text)
         if not isinstance(value, str) or value not in self.choices:
             raise ValueError("must be one of " + ", ".join(self.choices))
         return value

@@ -187,7 +187,7 @@ def test_an_account_is_changed_after_validation(boss, account):
     "field,value,message",
     [
         ("martingale_multiplier", "1.00", "must be from 1.01 to 999.99"),
-        ("balance", "-1", "must be from 0.00 to 99999999.99"),
+        ("balance", "-1", "must be a decimal number from 0.00 to 99999999.99"),
         ("martingale_max_level", "0", "must be from 1 to 20"),
         ("payout_rate", "0.5", None),
     ],

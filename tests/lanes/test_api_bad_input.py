@@ -143,7 +143,7 @@ CASES = [
      "invalid", "max_concurrent_lanes"),
     ("settings-max-lanes-boolean", "PATCH", "/accounts/acc/settings", {"max_concurrent_lanes": True}, JSON, 400,
      "invalid", "max_concurrent_lanes"),
-    ("settings-max-daily-decimal", "PATCH", "/accounts/acc/settings", raw('{"max_daily_lanes": 10.0}'), JSON, 400,
+    ("settings-max-daily-fraction", "PATCH", "/accounts/acc/settings", raw('{"max_daily_lanes": 10.5}'), JSON, 400,
      "invalid", "max_daily_lanes"),
     ("settings-concurrent-yes", "PATCH", "/accounts/acc/settings", {"concurrent_trading_enabled": "yes"}, JSON, 400,
      "invalid", "concurrent_trading_enabled"),

@@ -190,3 +190,15 @@ def test_health_is_503_with_status_error_when_the_database_does_not_answer(clien
         response = client.get("/api/v1/health")
     body = response.json()
     assert (response.status_code, body["status"], body["database"]["status"]) == (503, "error", "error")
+
+
+def test_a_whole_number_written_with_a_zero_fraction_is_that_number(api):
+    """JSON (and JSON Schema's integer) reads 6.0 as six."""
+    status, body = api("PATCH", "/accounts/acc/settings", {"max_daily_lanes": 6.0})
+    assert (status, body["max_daily_lanes"]) == (200, 6)
+
+
+@pytest.mark.parametrize("written", ["1e2", " 1.5", "1_000", "+1", ".5", "1.", "01.50", "-0", "١٩"])
+def test_money_must_be_written_as_plain_digits(api, written):
+    status, body = api("PATCH", "/accounts/acc", {"balance": written})
+    assert (status, set(body["error"]["fields"])) == (400, {"balance"})

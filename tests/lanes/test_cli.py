@@ -337,7 +337,7 @@ def test_account_add_legacy_turns_enhanced_mode_off(db):
         (["--multiplier", "1.00"], "martingale_multiplier (--multiplier): must be from 1.01 to 999.99"),
         (["--base-amount", "0"], "base_amount (--base-amount): must be from 0.01 to 99999999.99"),
         (["--max-level", "21"], "martingale_max_level (--max-level): must be from 1 to 20"),
-        (["--balance", "-5"], "balance (--balance): must be from 0.00 to 99999999.99"),
+        (["--balance", "-5"], "balance (--balance): must be a decimal number from 0.00 to 99999999.99"),
     ],
 )
 def test_account_add_refuses_bad_values_and_creates_nothing(db, args, reason):

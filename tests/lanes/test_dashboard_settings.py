@@ -138,7 +138,7 @@ def test_the_messages_are_those_of_the_api(staff_client, client):
 def test_every_bad_field_is_reported_at_once(staff_client):
     html = staff_client.post(URL, {**VALID, "max_daily_lanes": "0", "base_amount": "-1"}).content.decode()
     assert field_error(html, "max_daily_lanes") == "must be from 1 to 50"
-    assert field_error(html, "base_amount") == "must be from 0.01 to 99999999.99"
+    assert field_error(html, "base_amount") == "must be a decimal number from 0.01 to 99999999.99"  # "-1": no sign
 
 
 # --- The risk panel -----------------------------------------------------------------------------
