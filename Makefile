@@ -1,9 +1,10 @@
-# Martingale Lanes: `make run` starts the app locally, `make test` runs both test suites, `make bench` the benchmarks.
+# Martingale Lanes: `make run` starts the app locally, `make test` runs both test suites, `make bench` the
+# benchmarks, `make soak` the full-size soak (faults, outage, Galera cluster).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test bench
+.PHONY: venv run test bench soak
 
 # The venv is (re)installed only when requirements.txt is newer than the stamp.
 venv: $(STAMP)
@@ -23,3 +24,6 @@ test:
 
 bench: venv
 	bash scripts/bench.sh
+
+soak:
+	bash scripts/soak.sh

@@ -18,8 +18,9 @@ from django.db import DatabaseError, InterfaceError, connection
 
 logger = logging.getLogger("lanes.faults")
 
-ATTEMPTS = 4
-BACKOFF_SECONDS = 0.02  # the first retry waits up to this, each next one twice as long
+ATTEMPTS = 8
+BACKOFF_SECONDS = 0.02  # the first retry waits up to this, each next one twice as long, at most
+BACKOFF_CAP_SECONDS = 0.5  # ... this: about 2 s in all before database_busy
 BUSY, UNAVAILABLE = "busy", "unavailable"
 # MySQL / MariaDB error codes.
 ABORTED_CODES = {1205, 1213}  # lock wait timeout; deadlock (also Galera's certification failure)
@@ -89,7 +90,7 @@ def refused(exc: BaseException) -> DatabaseFault:
     if classify(exc) == UNAVAILABLE:
         _Outage.down(exc)
         return DatabaseUnavailable("the database cannot be reached; retry later")
-    return DatabaseBusy("the database is busy; the change was not made, retry later")
+    return DatabaseBusy("the database is busy; nothing was changed, retry later")
 
 
 def reachable() -> None:
@@ -125,7 +126,7 @@ def retried(function: F) -> F:
                 if attempt == ATTEMPTS - 1:
                     logger.warning("%s: gave up after %d aborted attempts: %s", function.__name__, ATTEMPTS, exc)
                     raise refused(exc) from exc
-                time.sleep(random.uniform(0, BACKOFF_SECONDS * 2**attempt))
+                time.sleep(random.uniform(0, min(BACKOFF_SECONDS * 2**attempt, BACKOFF_CAP_SECONDS)))
             else:
                 reachable()
                 return answer

@@ -385,6 +385,8 @@ def account_configure(
             row.save()
         completed: list[Lane] = []
         if complete_active_lanes:
+            # Read again: the queue this serves follows the settings just saved, not the old ones.
+            loaded = lock_and_load(loaded.now, account_name=account_name)
             _change(loaded, lambda s, at: engine.complete_all_lanes(s, engine.COMPLETED, at), f"resetting account {account_name}")
             completed = list(_save(loaded, actor).values())
         changed = {**account_values, **settings_values}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need (MariaDB, Redis, Chromium, tzdata, what building mysqlclient
-# needs), or with `build` only the latter; skips those already installed.
+# Installs the Debian packages the tests need (MariaDB, with Galera and mariabackup for the cluster
+# soak; Redis, Chromium, tzdata, what building mysqlclient needs), or with `build` only the latter;
+# skips those already installed.
 set -euo pipefail
 # tzdata: MariaDB's time zone tables are loaded from /usr/share/zoneinfo (scripts/dbservers.sh).
 # gcc, libc6-dev, python3-dev: pip compiles mysqlclient (no Linux wheels); python3-venv: `python3 -m venv`.
@@ -9,7 +10,7 @@ build=(libmariadb-dev pkg-config gcc libc6-dev python3-dev python3-venv)
 if [ "${1:-}" = "build" ]; then
   packages=("${build[@]}")
 else
-  packages=(mariadb-server redis-server chromium tzdata "${build[@]}")
+  packages=(mariadb-server mariadb-backup galera-4 redis-server chromium tzdata "${build[@]}")
 fi
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts (or stops) a throwaway MariaDB and Redis under DIR on free ports; `start` writes DIR/env.sh with their URLs.
 set -euo pipefail
-usage="usage: dbservers.sh start|stop DIR"
+usage="usage: dbservers.sh start|stop|kill-mariadb|start-mariadb DIR"
 cmd=${1:?$usage}
 dir=${2:?$usage}
 export PATH="$PATH:/usr/sbin:/sbin"  # mariadbd lives in /usr/sbin, which non-root PATHs often lack
@@ -35,6 +35,32 @@ stop_pid() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# start_mariadb: run mariadbd on DIR/mysql at the port saved in DIR/mariadb.port; wait until it answers.
+start_mariadb() {
+  local me mypid ok=""
+  me=$(id -un)
+  # Durability is pointless for a throwaway server: skip the fsyncs to keep the suite fast, unless
+  # DURABLE=1 (the soak kills the server and then counts what its commits kept).
+  local flush=(--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0)
+  [ -e "$dir/durable" ] && flush=(--innodb-flush-log-at-trx-commit=1)
+  mariadbd --no-defaults --datadir="$dir/mysql" --socket="$dir/mysql.sock" --port="$(cat "$dir/mariadb.port")" \
+    --bind-address=127.0.0.1 --user="$me" --skip-log-bin --pid-file="$dir/mariadb.pid" \
+    "${flush[@]}" --max-connections=300 \
+    </dev/null >>"$dir/mariadb.log" 2>&1 &
+  mypid=$!
+  echo "$mypid" >"$dir/mariadb.pid"
+  for _ in $(seq 1 300); do  # up to ~60 s
+    if mariadb-admin --no-defaults --socket="$dir/mysql.sock" -uroot ping >/dev/null 2>&1; then ok=1; break; fi
+    kill -0 "$mypid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if [ -z "$ok" ]; then
+    echo "dbservers.sh: MariaDB did not start; end of $dir/mariadb.log:" >&2
+    tail -n 20 "$dir/mariadb.log" >&2
+    exit 1
+  fi
+}
+
 start() {
   if [ -e "$dir/mysql" ]; then
     echo "dbservers.sh: $dir/mysql exists; stop and remove it first" >&2
@@ -51,24 +77,9 @@ start() {
   mariadb-install-db --no-defaults --datadir="$dir/mysql" --user="$me" \
     --auth-root-authentication-method=normal --skip-test-db >"$dir/mariadb-install.log" 2>&1 \
     || { cat "$dir/mariadb-install.log" >&2; exit 1; }
-  # Durability is pointless for a throwaway server: skip the fsyncs to keep the suite fast.
-  mariadbd --no-defaults --datadir="$dir/mysql" --socket="$dir/mysql.sock" --port="$myport" \
-    --bind-address=127.0.0.1 --user="$me" --skip-log-bin --pid-file="$dir/mariadb.pid" \
-    --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --max-connections=300 \
-    </dev/null >"$dir/mariadb.log" 2>&1 &
-  local mypid=$!
-  echo "$mypid" >"$dir/mariadb.pid"
-  local ok=""
-  for _ in $(seq 1 300); do  # up to ~60 s
-    if mariadb-admin --no-defaults --socket="$dir/mysql.sock" -uroot ping >/dev/null 2>&1; then ok=1; break; fi
-    kill -0 "$mypid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if [ -z "$ok" ]; then
-    echo "dbservers.sh: MariaDB did not start; end of $dir/mariadb.log:" >&2
-    tail -n 20 "$dir/mariadb.log" >&2
-    exit 1
-  fi
+  echo "$myport" >"$dir/mariadb.port"
+  if [ "${DURABLE:-0}" = 1 ]; then touch "$dir/durable"; fi  # kept for start-mariadb after a kill
+  start_mariadb
   # Django's time-zone-aware date functions (CONVERT_TZ) need MariaDB's time zone tables.
   mariadb-tzinfo-to-sql /usr/share/zoneinfo 2>/dev/null | mariadb --no-defaults --socket="$dir/mysql.sock" -uroot mysql
   # `_` is a wildcard in grant patterns, hence test\_martingale%: covers test_martingale and
@@ -116,6 +127,12 @@ except OSError:
 
 case "$cmd" in
   start) start ;;
+  kill-mariadb)  # an outage: the server dies at once (the tests' fault injection)
+    pid=$(cat "$dir/mariadb.pid")
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q mariadbd && kill -KILL "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    ;;
+  start-mariadb) dir=$(cd "$dir" && pwd); start_mariadb ;;
   stop)
     stop_pid "$dir/redis.pid" redis-server
     stop_pid "$dir/mariadb.pid" mariadbd

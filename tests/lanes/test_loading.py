@@ -10,7 +10,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from lanes import engine, loading, services
-from lanes.models import Account, Lane, Trade
+from lanes.models import Lane, Trade
 
 D = Decimal
 

@@ -508,3 +508,21 @@ def test_the_day_of_max_daily_lanes_is_read_after_the_lock(account, monkeypatch)
     monkeypatch.setattr(loading.LOCK_BY_TRADE, "run", lock_then_midnight)
     assert settle("b", "loss").lane is not None  # a new day: its first lane
     assert Lane.objects.count() == 2
+
+
+def test_completing_the_lanes_with_a_switch_serves_the_queue_by_the_new_settings(account):
+    services.settings_update(account_name="acc", values={"cool_down_seconds": 60}, actor="t")
+    ask("t0", at=T0)
+    lane = settle("t0", "loss", at=T0 + timedelta(seconds=1)).lane
+    ask("t1", at=T0 + timedelta(seconds=2), max_wait_seconds=600)  # queued by the cool-down
+    services.account_configure(
+        account_name="acc",
+        account_values={"base_amount": "2.00", "enhanced_martingale_enabled": False},
+        settings_values={"cool_down_seconds": 0},
+        actor="t",
+        complete_active_lanes=True,
+        now=T0 + timedelta(seconds=3),
+    )
+    waiting = Trade.objects.get(trade_id="t1")
+    assert (waiting.status, waiting.kind, waiting.amount) == ("open", "legacy", D("2.00"))
+    assert Lane.objects.get(lane_id=lane.lane_id).outcome == "force_completed"
