@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-# Variables the settings or gunicorn.conf.py read that a test must not inherit from the caller's environment.
+# Variables the settings, Django or gunicorn.conf.py read that a test must not inherit from the caller's
+# environment (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy refuses).
 OWN = re.compile(
     r"^(DEBUG|SECRET_KEY|ALLOWED_HOSTS|SECURE_.*|DATABASE_URL|CACHE_URL|MARTINGALE_AUTH_.*|MARTINGALE_TRUSTED_PROXIES"
-    r"|HOST|PORT|WEB_CONCURRENCY|GUNICORN_.*|CELERY_BROKER_.*|DJANGO_SETTINGS_MODULE)$"
+    r"|HOST|PORT|WEB_CONCURRENCY|GUNICORN_.*|CELERY_BROKER_.*|DJANGO_SETTINGS_MODULE|DJANGO_ALLOW_ASYNC_UNSAFE)$"
 )
 
 
