@@ -1,14 +1,13 @@
-"""What a change reads of its account, under the account's lock (SPEC §10).
+"""What a change reads of its account, under the account's lock (SPEC §10), in one statement.
 
-Two statements, whatever the history:
-
-1. the lock: ``SELECT … FOR UPDATE`` of the account row alone (with its settings row), which also
-   reads the database's clock once the lock is granted. Nothing else is read with a lock, so one
-   account's change never locks another account's rows (a join to the trades did, through an
-   index that covers every account's open trades, and deadlocked);
-2. the state, a plain read that sees every committed change: the account's latest opening, its
-   queued and open trades (plus the trade the call names) and its active lanes and the lanes it
-   created today, as JSON arrays built by the database in one row.
+``SELECT … FOR UPDATE`` of the account row (with its settings row) whose select list also reads,
+once the lock is granted: the database's clock (``SYSDATE``, not ``NOW``, which is the time the
+statement began, before it waited), the account's latest opening, its queued and open trades
+(plus the trade the call names) and its active and recent lanes, the last two as JSON arrays built
+by the database. Those correlated subqueries are plain reads: they lock nothing (a join to the
+trades did, through an index covering every account's open trades, and deadlocked one account
+with another), and under READ COMMITTED they see every change committed before the lock was
+granted (tests/lanes/test_loading.py holds MariaDB to both).
 
 On SQLite, which has no row locks, the IMMEDIATE transaction serialises writers and the clock is
 the process's.
@@ -17,12 +16,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from django.db import connection
-from django.db.models import DateTimeField, DecimalField, Func, Q, Subquery
+from django.db.models import DateTimeField, DecimalField, Expression, Func, Q, TextField
 from django.utils import timezone
 
 from . import engine
@@ -64,54 +62,91 @@ class LockedNow(Func):
         return "SYSDATE(6)", []
 
 
-def _locked_account(accounts: Q):
+class StateSQL(Expression):
+    """A correlated subquery of the locking statement, written per database (``mysql``,
+    ``sqlite``) with ``{accounts}`` for the locked table; ``params`` follow the SQL."""
+
+    def __init__(self, mysql: str, sqlite: str, params=(), output_field=None):
+        super().__init__(output_field=output_field or TextField())
+        self.sql = {"mysql": mysql, "sqlite": sqlite}
+        self.params = list(params)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        table = connection.ops.quote_name(Account._meta.db_table)
+        params = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in self.params]
+        return "(" + self.sql[connection.vendor].format(accounts=table) + ")", params
+
+
+def _json_rows(table: str, columns: list[str], where: str) -> tuple[str, str]:
+    """The rows of ``table`` that ``where`` selects as a JSON array of objects (MySQL, SQLite)."""
+    pairs = ", ".join(f"'{column}', {column}" for column in columns)
+    return (
+        f"SELECT JSON_ARRAYAGG(JSON_OBJECT({pairs})) FROM {table} WHERE {where}",
+        f"SELECT json_group_array(json_object({pairs})) FROM {table} WHERE {where}",
+    )
+
+
+TRADE_MODEL_FIELDS = {name: Trade._meta.get_field(name) for name in TRADE_COLUMNS}
+LIVE_SQL = ", ".join(f"'{status}'" for status in engine.LIVE)
+# Lanes created since two days before the app server's clock hold every lane of the current
+# TIME_ZONE day (at most 25 hours long) even from a server whose clock is a day off; lock_and_load
+# counts today's exactly once it knows the time.
+RECENT_HOURS = 48
+
+
+def _locked_account(accounts: Q, since: datetime, trade_id=None):
+    trades, lanes = Trade._meta.db_table, Lane._meta.db_table
+    named = " OR trade_id = %s" if trade_id is not None else ""
+    live = _json_rows(
+        trades, [f.column for f in TRADE_MODEL_FIELDS.values()], f"account_id = {{accounts}}.id AND (status IN ({LIVE_SQL}){named})"
+    )
+    recent = _json_rows(
+        lanes, [f.column for f in LANE_FIELDS],
+        f"account_name = {{accounts}}.worker_name AND (status = '{engine.ACTIVE}' OR created_at >= %s)",
+    )
+    last_open = f"SELECT MAX(opened_at) FROM {trades} WHERE account_id = {{accounts}}.id"
     return (
         Account.objects.select_for_update()
         .filter(accounts)
-        .annotate(db_now=LockedNow())
+        .annotate(
+            db_now=LockedNow(),
+            last_open=StateSQL(last_open, last_open, output_field=DateTimeField()),
+            live=StateSQL(*live, [trade_id] if trade_id is not None else []),
+            recent_lanes=StateSQL(*recent, [since]),
+        )
         .values(
             *ACCOUNT_FIELDS,
             "db_now",
+            "last_open",
+            "live",
+            "recent_lanes",
             "trading_settings__id",
             *(f"trading_settings__{name}" for name in SETTINGS_FIELDS),
         )
     )
 
 
-LOCK_BY_NAME = PreparedValues(lambda name: _locked_account(Q(worker_name=name)), texts=("name",))
-# "= (subquery)": the trade's row is read without a lock, so it is never locked before its account.
-LOCK_BY_TRADE = PreparedValues(
-    lambda trade_id: _locked_account(Q(pk=Subquery(Trade.objects.filter(trade_id=trade_id).values("account_id")[:1]))),
-    texts=("trade_id",),
+LOCK_BY_NAME = PreparedValues(
+    lambda name, since: _locked_account(Q(worker_name=name), since), texts=("name",), times=("since",)
 )
-
-
-# --- The state, as JSON built by the database ----------------------------------------------------
-
-
-def _json_rows(vendor: str, table: str, columns: list[str], where: str) -> str:
-    pairs = ", ".join(f"'{column}', {column}" for column in columns)
-    if vendor == "mysql":
-        return f"(SELECT JSON_ARRAYAGG(JSON_OBJECT({pairs})) FROM {table} WHERE {where})"
-    return f"(SELECT json_group_array(json_object({pairs})) FROM {table} WHERE {where})"
-
-
-def _state_sql(vendor: str) -> str:
-    """Parameters: account id, account id, trade_id (or NULL), account name, start of today."""
-    trade_columns = [Trade._meta.get_field(name).column for name in TRADE_COLUMNS]
-    lane_columns = [f.column for f in LANE_FIELDS]
-    live = ", ".join(f"'{status}'" for status in engine.LIVE)
-    trades = _json_rows(
-        vendor, Trade._meta.db_table, trade_columns, f"account_id = %s AND (status IN ({live}) OR trade_id = %s)"
-    )
-    lanes = _json_rows(
-        vendor, Lane._meta.db_table, lane_columns, f"account_name = %s AND (status = '{engine.ACTIVE}' OR created_at >= %s)"
-    )
-    last_open = f"(SELECT MAX(opened_at) FROM {Trade._meta.db_table} WHERE account_id = %s)"
-    return f"SELECT {last_open}, {trades}, {lanes}"
-
-
-_STATE_SQL: dict[str, str] = {}
+LOCK_BY_NAME_AND_TRADE = PreparedValues(
+    lambda name, trade_id, since: _locked_account(Q(worker_name=name), since, trade_id),
+    texts=("name", "trade_id"),
+    times=("since",),
+)
+# A trade's account is looked up first, by a statement of its own: a subquery in the locking
+# statement's WHERE would be a consistent read made before the lock wait, and under READ COMMITTED
+# the state subqueries would then share its stale snapshot (two workers settling one trade each saw
+# it open). The trade's row is read without a lock, so it is never locked before its account.
+LOCK_BY_ID_AND_TRADE = PreparedValues(
+    lambda pk, trade_id, since: _locked_account(Q(pk=pk), since, trade_id),
+    ints=("pk",),
+    texts=("trade_id",),
+    times=("since",),
+)
+ACCOUNT_OF_TRADE = PreparedValues(
+    lambda trade_id: Trade.objects.filter(trade_id=trade_id).values("account_id"), texts=("trade_id",)
+)
 
 
 def _typed(model_field, value: Any) -> Any:
@@ -128,30 +163,20 @@ def _typed(model_field, value: Any) -> Any:
 
 
 def _datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        moment = datetime.fromisoformat(str(value).replace(" ", "T"))
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace(" ", "T"))
     return moment if moment.tzinfo else moment.replace(tzinfo=dt_timezone.utc)
 
 
-def _read_state(account: Account, trade_id: Optional[str], today: datetime):
-    vendor = connection.vendor
-    sql = _STATE_SQL.get(vendor) or _STATE_SQL.setdefault(vendor, _state_sql(vendor))
-    params = [account.pk, account.pk, trade_id, account.worker_name, connection.ops.adapt_datetimefield_value(today)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        last_open, trades_json, lanes_json = cursor.fetchone()
-    trade_fields = {name: Trade._meta.get_field(name) for name in TRADE_COLUMNS}
+def _rows(account: Account, row: dict) -> tuple[list[Trade], list[Lane]]:
     trades = [
-        Trade(account=account, **{name: _typed(trade_fields[name], row[trade_fields[name].column]) for name in TRADE_COLUMNS})
-        for row in json.loads(trades_json or "[]", parse_float=Decimal)
+        Trade(account=account, **{name: _typed(f, item[f.column]) for name, f in TRADE_MODEL_FIELDS.items()})
+        for item in json.loads(row["live"] or "[]", parse_float=Decimal)
     ]
     lanes = [
-        Lane(**{f.attname: _typed(f, row[f.column]) for f in LANE_FIELDS})
-        for row in json.loads(lanes_json or "[]", parse_float=Decimal)
+        Lane(**{f.attname: _typed(f, item[f.column]) for f in LANE_FIELDS})
+        for item in json.loads(row["recent_lanes"] or "[]", parse_float=Decimal)
     ]
-    return (None if last_open is None else _datetime(last_open)), trades, lanes
+    return trades, lanes
 
 
 @dataclass
@@ -173,7 +198,14 @@ def lock_and_load(
     lock; the time of the change is the database's clock once the lock is held (unless ``now``
     is given), so times follow the order of the changes on every app server and the day is the
     day of the change. A trade of an account outside ``authorize`` is answered as unknown."""
-    locked = LOCK_BY_TRADE.run(trade_id=trade_id) if account_name is None else LOCK_BY_NAME.run(name=account_name)
+    since = (now or timezone.now()) - timedelta(hours=RECENT_HOURS)
+    if account_name is None:
+        owner = ACCOUNT_OF_TRADE.run(trade_id=trade_id)
+        locked = LOCK_BY_ID_AND_TRADE.run(pk=owner[0]["account_id"], trade_id=trade_id, since=since) if owner else []
+    elif trade_id is None:
+        locked = LOCK_BY_NAME.run(name=account_name, since=since)
+    else:
+        locked = LOCK_BY_NAME_AND_TRADE.run(name=account_name, trade_id=trade_id, since=since)
     if not locked:
         raise NotFound(f"account {account_name} not found" if account_name else f"trade {trade_id} not found")
     first = locked[0]
@@ -189,13 +221,13 @@ def lock_and_load(
         else engine.Settings(**{name: first[f"trading_settings__{name}"] for name in SETTINGS_FIELDS})
     )
     today = today_start(now)
-    last_open, trades, lanes = _read_state(account, trade_id, today)
+    trades, lanes = _rows(account, first)
     state = engine.AccountState(
         account=engine_account(account),
         settings=settings,
         lanes={lane.lane_id: engine_lane(lane) for lane in lanes if lane.status == engine.ACTIVE},
         trades={trade.trade_id: engine_trade(trade) for trade in trades},
-        last_open=last_open,
+        last_open=first["last_open"],
         lanes_created_today=sum(lane.created_at >= today for lane in lanes),
     )
     return Loaded(account, state, {trade.trade_id: trade for trade in trades}, now)
