@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "crispy_forms",
     "crispy_bootstrap5",
+    "ninja",  # its static Swagger UI for /api/v1/docs (no CDN)
     "settings_app",
     "lanes",
     "axes",
@@ -155,7 +156,7 @@ if SECURE_HTTPS:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
-# Request bodies. The bot API refuses bodies over 64 KiB itself (413 JSON, lanes/decorators.py); these bound
+# Request bodies. The bot API refuses bodies over 64 KiB itself (413 JSON, lanes/api/errors.py); these bound
 # what Django reads for the dashboard's and the admin's forms (a larger one is a 400).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000  # the admin's bulk actions post one field per selected row

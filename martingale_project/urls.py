@@ -10,5 +10,5 @@ urlpatterns = [
 ]
 
 # Errors raised before any view (a bad Host header, say) answer JSON under /api/.
-handler400 = "lanes.api.bad_request"
-handler500 = "lanes.api.server_error"
+handler400 = "lanes.api.errors.bad_request"
+handler500 = "lanes.api.errors.server_error"
