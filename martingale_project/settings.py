@@ -65,6 +65,12 @@ TEMPLATES = [
 WSGI_APPLICATION = "martingale_project.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Persistent connections: a request reuses its thread's connection (gunicorn's gthread workers keep
+# their threads) instead of connecting, setting the session up and closing again; the health check
+# pings a reused connection once per request and reconnects if the database went away. A
+# `conn_max_age` on DATABASE_URL wins; DB_CONN_MAX_AGE=0 closes after every request.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=600))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # BEGIN IMMEDIATE takes SQLite's write lock up front, so two writers queue instead of
     # both reading the same state (select_for_update is a no-op there).

@@ -71,6 +71,7 @@ SETTINGS_NAMES = (
     "SECURE_HTTPS", "SECURE_SSL_REDIRECT", "SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
     "CACHES", "MARTINGALE_AUTH_FAILURES", "MARTINGALE_AUTH_WINDOW_SECONDS", "DATA_UPLOAD_MAX_MEMORY_SIZE",
+    "DATABASES",
 )
 READ_SETTINGS = """
 import json, os, runpy, sys
@@ -135,6 +136,19 @@ def test_cache_url_selects_redis_and_bad_values_are_refused(tmp_path):
     assert redis["CACHES"]["default"]["LOCATION"] == "redis://127.0.0.1:6379/1"
     assert not_redis["error"] == bad_window["error"] == "ImproperlyConfigured"
     assert "CACHE_URL" in not_redis["message"] and "MARTINGALE_AUTH_WINDOW_SECONDS" in bad_window["message"]
+
+
+def test_database_connections_persist_with_health_checks_unless_told_otherwise(tmp_path):
+    default, per_request, on_the_url = read_settings(
+        tmp_path,
+        {},
+        {"DB_CONN_MAX_AGE": "0"},
+        {"DATABASE_URL": "mysql://u:p@127.0.0.1:3306/db?conn_max_age=30", "DB_CONN_MAX_AGE": "0"},
+    )
+    assert (default["DATABASES"]["default"]["CONN_MAX_AGE"], default["DATABASES"]["default"]["CONN_HEALTH_CHECKS"]) == (600, True)
+    assert per_request["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
+    assert on_the_url["DATABASES"]["default"]["CONN_MAX_AGE"] == 30
+    assert on_the_url["DATABASES"]["default"]["CONN_HEALTH_CHECKS"] is True
 
 
 # --- gunicorn in front of Django -----------------------------------------------------------------
