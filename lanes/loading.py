@@ -1,30 +1,37 @@
-"""What a change reads of its account, under the account's lock (SPEC §10), in one statement.
+"""What a change reads of its account, under the account's lock (SPEC §10), in two statements.
 
-``SELECT … FOR UPDATE`` of the account row (with its settings row) whose select list also reads,
-once the lock is granted: the database's clock (``SYSDATE``, not ``NOW``, which is the time the
-statement began, before it waited), the account's latest opening, its queued and open trades
-(plus the trade the call names) and its active and recent lanes, the last two as JSON arrays built
-by the database. Those correlated subqueries are plain reads: they lock nothing (a join to the
-trades did, through an index covering every account's open trades, and deadlocked one account
-with another), and under READ COMMITTED they see every change committed before the lock was
-granted (tests/lanes/test_loading.py holds MariaDB to both).
+1. ``SELECT … FOR UPDATE`` of the account row (with its settings row) and the database's clock
+   (``SYSDATE``, not ``NOW``, which is the time the statement began, before it waited). Given a
+   trade id, the account is found by a subquery on the trade, so the lock comes first.
+2. Once the lock is granted, one plain ``UNION ALL`` of rows (``_state_sql``): the account's
+   queued and open trades, the trade the call names, its active lanes, one row per lane created
+   since the start of its day (the daily limit) and its latest opening, aligned on shared columns
+   (``STATE_COLUMNS``). Plain reads lock nothing (a join to the trades did, through an index
+   covering every account's open trades, and deadlocked one account with another), and under
+   READ COMMITTED they see every change committed before the lock was granted
+   (tests/lanes/test_loading.py holds MariaDB to both).
+
+An earlier version read the state inside the locking statement as JSON arrays built by
+correlated subqueries: MariaDB's ANALYZE FORMAT=JSON showed 0.5–0.7 ms of query optimisation per
+call for them against 0.02–0.07 ms for the plain rows, and its OR conditions used an index merge
+over every account's open trades.
 
 On SQLite, which has no row locks, the IMMEDIATE transaction serialises writers and the clock is
 the process's.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from django.db.models import DateTimeField, DecimalField, Expression, Func, Q, TextField
+from django.db import connections
+from django.db.models import AutoField, DateTimeField, DecimalField, Func, IntegerField, Q, Subquery
 from django.utils import timezone
 
 from . import engine
-from .adapters import SETTINGS_FIELDS, TRADE_FIELDS, engine_account, engine_lane, engine_trade
+from .adapters import SETTINGS_FIELDS, TRADE_FIELDS, engine_account, engine_trade
 from .fields import JSONListTextField
 from .models import Account, Lane, Trade
 from .statements import PreparedValues
@@ -62,104 +69,50 @@ class LockedNow(Func):
         return "SYSDATE(6)", []
 
 
-class StateSQL(Expression):
-    """A correlated subquery of the locking statement, written per database (``mysql``,
-    ``sqlite``) with ``{accounts}`` for the locked table; ``params`` follow the SQL."""
-
-    def __init__(self, mysql: str, sqlite: str, params=(), output_field=None):
-        super().__init__(output_field=output_field or TextField())
-        self.sql = {"mysql": mysql, "sqlite": sqlite}
-        self.params = list(params)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        table = connection.ops.quote_name(Account._meta.db_table)
-        params = [connection.ops.adapt_datetimefield_value(p) if isinstance(p, datetime) else p for p in self.params]
-        return "(" + self.sql[connection.vendor].format(accounts=table) + ")", params
-
-
-def _json_rows(table: str, columns: list[str], where: str) -> tuple[str, str]:
-    """The rows of ``table`` that ``where`` selects as a JSON array of objects (MySQL, SQLite)."""
-    pairs = ", ".join(f"'{column}', {column}" for column in columns)
-    return (
-        f"SELECT JSON_ARRAYAGG(JSON_OBJECT({pairs})) FROM {table} WHERE {where}",
-        f"SELECT json_group_array(json_object({pairs})) FROM {table} WHERE {where}",
-    )
-
-
 TRADE_MODEL_FIELDS = {name: Trade._meta.get_field(name) for name in TRADE_COLUMNS}
 LIVE_SQL = ", ".join(f"'{status}'" for status in engine.LIVE)
-# Lanes created since two days before the app server's clock hold every lane of the current
-# TIME_ZONE day (at most 25 hours long) even from a server whose clock is a day off; lock_and_load
-# counts today's exactly once it knows the time.
-RECENT_HOURS = 48
 
 
-def _locked_account(accounts: Q, since: datetime, trade_id=None):
-    trades, lanes = Trade._meta.db_table, Lane._meta.db_table
-    named = " OR trade_id = %s" if trade_id is not None else ""
-    live = _json_rows(
-        trades, [f.column for f in TRADE_MODEL_FIELDS.values()], f"account_id = {{accounts}}.id AND (status IN ({LIVE_SQL}){named})"
-    )
-    recent = _json_rows(
-        lanes, [f.column for f in LANE_FIELDS],
-        f"account_name = {{accounts}}.worker_name AND (status = '{engine.ACTIVE}' OR created_at >= %s)",
-    )
-    last_open = f"SELECT MAX(opened_at) FROM {trades} WHERE account_id = {{accounts}}.id"
+def _locked_account(accounts: Q):
+    """The locking statement: the account, its settings and the database's clock. It reads
+    nothing else: under READ COMMITTED a consistent read in it would be made before the lock wait,
+    so the account's state is read by the next statement (``STATE_ROWS``), which sees every change
+    committed before the lock was granted."""
     return (
         Account.objects.select_for_update()
         .filter(accounts)
-        .annotate(
-            db_now=LockedNow(),
-            last_open=StateSQL(last_open, last_open, output_field=DateTimeField()),
-            live=StateSQL(*live, [trade_id] if trade_id is not None else []),
-            recent_lanes=StateSQL(*recent, [since]),
-        )
+        .annotate(db_now=LockedNow())
         .values(
             *ACCOUNT_FIELDS,
             "db_now",
-            "last_open",
-            "live",
-            "recent_lanes",
             "trading_settings__id",
             *(f"trading_settings__{name}" for name in SETTINGS_FIELDS),
         )
     )
 
 
-LOCK_BY_NAME = PreparedValues(
-    lambda name, since: _locked_account(Q(worker_name=name), since), texts=("name",), times=("since",)
-)
-LOCK_BY_NAME_AND_TRADE = PreparedValues(
-    lambda name, trade_id, since: _locked_account(Q(worker_name=name), since, trade_id),
-    texts=("name", "trade_id"),
-    times=("since",),
-)
-# A trade's account is looked up first, by a statement of its own: a subquery in the locking
-# statement's WHERE would be a consistent read made before the lock wait, and under READ COMMITTED
-# the state subqueries would then share its stale snapshot (two workers settling one trade each saw
-# it open). The trade's row is read without a lock, so it is never locked before its account.
-LOCK_BY_ID_AND_TRADE = PreparedValues(
-    lambda pk, trade_id, since: _locked_account(Q(pk=pk), since, trade_id),
-    ints=("pk",),
+LOCK_BY_NAME = PreparedValues(lambda name: _locked_account(Q(worker_name=name)), texts=("name",))
+# By one of its trades: the trade's account (which never changes) is a subquery, a read that locks
+# nothing, so no trade row is locked before its account.
+LOCK_BY_TRADE = PreparedValues(
+    lambda trade_id: _locked_account(Q(pk=Subquery(Trade.objects.filter(trade_id=trade_id).values("account_id")[:1]))),
     texts=("trade_id",),
-    times=("since",),
-)
-ACCOUNT_OF_TRADE = PreparedValues(
-    lambda trade_id: Trade.objects.filter(trade_id=trade_id).values("account_id"), texts=("trade_id",)
 )
 
 
-def _typed(model_field, value: Any) -> Any:
-    """A value of a JSON object the database built, as the model field holds it."""
-    if value is None:
-        return None
+def _converter(model_field) -> Callable[[Any], Any]:
+    """How a value read by ``STATE_ROWS`` becomes what the model field holds, whatever type the
+    union of trades and lanes gave its column (on SQLite, whatever the row holds)."""
     if isinstance(model_field, DecimalField):
-        return Decimal(str(value)).quantize(Decimal(1).scaleb(-model_field.decimal_places))
+        places = Decimal(1).scaleb(-model_field.decimal_places)
+        return lambda value: Decimal(str(value)).quantize(places)
     if isinstance(model_field, DateTimeField):
-        return _datetime(value)
+        return _datetime
     if isinstance(model_field, JSONListTextField):
-        return model_field.to_python(value)
-    return value
+        return model_field.to_python
+    if isinstance(model_field, (IntegerField, AutoField)):
+        return int
+    return str
 
 
 def _datetime(value: Any) -> datetime:
@@ -167,16 +120,119 @@ def _datetime(value: Any) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt_timezone.utc)
 
 
-def _rows(account: Account, row: dict) -> tuple[list[Trade], list[Lane]]:
-    trades = [
-        Trade(account=account, **{name: _typed(f, item[f.column]) for name, f in TRADE_MODEL_FIELDS.items()})
-        for item in json.loads(row["live"] or "[]", parse_float=Decimal)
+# The account's state, read after the lock as plain rows of one statement: its live trades ("t"),
+# the trade the call names ("t"), its active lanes ("l"), one row per lane created today ("c", the
+# daily limit; the day of the database's clock under the lock) and its latest opening ("o", the
+# cool-down). Trades and lanes share columns of like types; each part is one plain condition on
+# one index.
+STATE_COLUMNS = [  # (a trade's field, a lane's field)
+    ("id", "id"), ("requested_by", "lane_id"), ("trade_id", "account_name"), ("symbol", "symbol"),
+    ("direction", "status"), ("status", "outcome"), ("kind", None), ("lane_id", None), ("level", "current_level"),
+    ("amount", "base_amount"), ("requested_payout", "current_amount"), ("expected_payout", "multiplier"),
+    ("payout", "total_invested"), ("profit", "total_potential_payout"), ("max_wait_seconds", "max_level"),
+    ("requested_at", "created_at"), ("opened_at", "updated_at"), ("settled_at", "completed_at"),
+    ("expires_at", "last_assigned_at"), (None, "trade_ids"),
+]
+TIME_COLUMN = 1 + [pair[0] for pair in STATE_COLUMNS].index("requested_at")  # where "c" and "o" put theirs
+TRADE_CONVERTERS = [
+    (i, name, _converter(Trade._meta.get_field(name))) for i, (name, _) in enumerate(STATE_COLUMNS, 1) if name
+]
+LANE_CONVERTERS = [
+    (i, Lane._meta.get_field(name).attname, _converter(Lane._meta.get_field(name)))
+    for i, (_, name) in enumerate(STATE_COLUMNS, 1)
+    if name
+]
+assert {name for _, name, _ in TRADE_CONVERTERS} == set(TRADE_COLUMNS)
+assert {name for _, name, _ in LANE_CONVERTERS} == {f.attname for f in LANE_FIELDS}
+
+
+def _state_sql(connection, named: bool) -> str:
+    quote = connection.ops.quote_name
+    trades, lanes = quote(Trade._meta.db_table), quote(Lane._meta.db_table)
+
+    def select(tag: str, table: str, columns: list[str], where: str) -> str:
+        return f"SELECT '{tag}', {', '.join(columns)} FROM {table} WHERE {where}"
+
+    def side(model, index: int) -> list[str]:
+        return [quote(model._meta.get_field(pair[index]).column) if pair[index] else "NULL" for pair in STATE_COLUMNS]
+
+    def one_time(expression: str) -> list[str]:
+        return [expression if i == TIME_COLUMN else "NULL" for i in range(1, len(STATE_COLUMNS) + 1)]
+
+    parts = [select("t", trades, side(Trade, 0), f"account_id = %s AND status IN ({LIVE_SQL})")]
+    if named:
+        parts.append(select("t", trades, side(Trade, 0), "trade_id = %s AND account_id = %s"))
+    parts += [
+        select("l", lanes, side(Lane, 1), f"account_name = %s AND status = '{engine.ACTIVE}'"),
+        select("c", lanes, ["NULL"] * len(STATE_COLUMNS), "account_name = %s AND created_at >= %s"),
+        select("o", trades, one_time("MAX(opened_at)"), "account_id = %s"),
     ]
-    lanes = [
-        Lane(**{f.attname: _typed(f, item[f.column]) for f in LANE_FIELDS})
-        for item in json.loads(row["recent_lanes"] or "[]", parse_float=Decimal)
+    return " UNION ALL ".join(parts)
+
+
+_STATE_SQL: dict[tuple[str, bool], str] = {}
+
+
+@dataclass
+class _State:
+    trades: list[Trade]
+    lanes: list[engine.Lane]
+    created_today: int
+    last_open: Optional[datetime]
+
+
+def _state_rows(account: Account, trade_id: Optional[str], today: datetime) -> _State:
+    connection = connections[Account.objects.db]
+    key = (connection.vendor, trade_id is not None)
+    sql = _STATE_SQL.get(key) or _STATE_SQL.setdefault(key, _state_sql(connection, trade_id is not None))
+    params = [
+        account.pk,
+        *((trade_id, account.pk) if trade_id is not None else ()),
+        account.worker_name,
+        account.worker_name,
+        connection.ops.adapt_datetimefield_value(today),
+        account.pk,
     ]
-    return trades, lanes
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    state = _State([], [], 0, None)
+    seen = set()
+    for row in rows:
+        tag = row[0]
+        if tag == "t":
+            values = {name: None if row[i] is None else convert(row[i]) for i, name, convert in TRADE_CONVERTERS}
+            if values["trade_id"] not in seen:  # the named trade is also live
+                seen.add(values["trade_id"])
+                state.trades.append(Trade(account=account, **values))
+        elif tag == "l":
+            state.lanes.append(_lane({name: None if row[i] is None else convert(row[i]) for i, name, convert in LANE_CONVERTERS}))
+        elif tag == "c":
+            state.created_today += 1
+        elif row[TIME_COLUMN] is not None:
+            state.last_open = _datetime(row[TIME_COLUMN])
+    return state
+
+
+def _lane(values: dict) -> engine.Lane:
+    return engine.Lane(
+        lane_id=values["lane_id"],
+        symbol=values["symbol"],
+        base_amount=values["base_amount"],
+        current_amount=values["current_amount"],
+        multiplier=values["multiplier"],
+        max_level=values["max_level"],
+        created_at=values["created_at"],
+        current_level=values["current_level"],
+        status=values["status"],
+        total_invested=values["total_invested"],
+        total_potential_payout=values["total_potential_payout"],
+        trade_ids=list(values["trade_ids"] or []),
+        completed_at=values["completed_at"],
+        outcome=values["outcome"],
+        last_assigned_at=values["last_assigned_at"],
+        pk=values["id"],
+    )
 
 
 @dataclass
@@ -198,14 +254,10 @@ def lock_and_load(
     lock; the time of the change is the database's clock once the lock is held (unless ``now``
     is given), so times follow the order of the changes on every app server and the day is the
     day of the change. A trade of an account outside ``authorize`` is answered as unknown."""
-    since = (now or timezone.now()) - timedelta(hours=RECENT_HOURS)
     if account_name is None:
-        owner = ACCOUNT_OF_TRADE.run(trade_id=trade_id)
-        locked = LOCK_BY_ID_AND_TRADE.run(pk=owner[0]["account_id"], trade_id=trade_id, since=since) if owner else []
-    elif trade_id is None:
-        locked = LOCK_BY_NAME.run(name=account_name, since=since)
+        locked = LOCK_BY_TRADE.run(trade_id=trade_id)
     else:
-        locked = LOCK_BY_NAME_AND_TRADE.run(name=account_name, trade_id=trade_id, since=since)
+        locked = LOCK_BY_NAME.run(name=account_name)
     if not locked:
         raise NotFound(f"account {account_name} not found" if account_name else f"trade {trade_id} not found")
     first = locked[0]
@@ -221,13 +273,14 @@ def lock_and_load(
         else engine.Settings(**{name: first[f"trading_settings__{name}"] for name in SETTINGS_FIELDS})
     )
     today = today_start(now)
-    trades, lanes = _rows(account, first)
+    read = _state_rows(account, trade_id, today)
+    trades = read.trades
     state = engine.AccountState(
         account=engine_account(account),
         settings=settings,
-        lanes={lane.lane_id: engine_lane(lane) for lane in lanes if lane.status == engine.ACTIVE},
+        lanes={lane.lane_id: lane for lane in read.lanes},
         trades={trade.trade_id: engine_trade(trade) for trade in trades},
-        last_open=first["last_open"],
-        lanes_created_today=sum(lane.created_at >= today for lane in lanes),
+        last_open=read.last_open,
+        lanes_created_today=read.created_today,
     )
     return Loaded(account, state, {trade.trade_id: trade for trade in trades}, now)

@@ -498,14 +498,14 @@ def test_the_day_of_max_daily_lanes_is_read_after_the_lock(account, monkeypatch)
     ask("b", at=yesterday - timedelta(seconds=20))
     clock = {"now": yesterday}
     monkeypatch.setattr(loading.timezone, "now", lambda: clock["now"])
-    real_run = loading.LOCK_BY_ID_AND_TRADE.run
+    real_run = loading.LOCK_BY_TRADE.run
 
     def lock_then_midnight(**arguments):
         rows = real_run(**arguments)
         clock["now"] = yesterday + timedelta(seconds=0.2)  # the lock was granted after midnight
         return rows
 
-    monkeypatch.setattr(loading.LOCK_BY_ID_AND_TRADE, "run", lock_then_midnight)
+    monkeypatch.setattr(loading.LOCK_BY_TRADE, "run", lock_then_midnight)
     assert settle("b", "loss").lane is not None  # a new day: its first lane
     assert Lane.objects.count() == 2
 
