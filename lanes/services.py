@@ -33,6 +33,7 @@ from .faults import retried
 from .loading import Forbidden, Loaded, NotFound, lock_and_load, today_start  # noqa: F401 (services.* names)
 from .models import Account, ApiToken, Lane, LaneEvent, Trade
 from .ranges import InvalidInput
+from .statements import PreparedRowWrites, PreparedValues
 from .validation import clean_account_name
 
 logger = logging.getLogger("lanes")
@@ -63,6 +64,11 @@ LANE_UPDATE_FIELDS = [
     "status", "current_level", "current_amount", "total_invested", "total_potential_payout",
     "trade_ids", "updated_at", "completed_at", "outcome", "last_assigned_at",
 ]
+
+
+LANE_WRITES = PreparedRowWrites(Lane, tuple(LANE_UPDATE_FIELDS))
+TRADE_WRITES = PreparedRowWrites(Trade, TRADE_FIELDS[2:])
+EVENT_WRITES = PreparedRowWrites(LaneEvent, ())
 
 
 def _lane_row(account: Account, lane: engine.Lane, now: datetime) -> Lane:
@@ -96,10 +102,10 @@ def _save(loaded: Loaded, actor: str) -> dict[str, Lane]:
         lane = state.lanes[lane_id]
         row = _lane_row(account, lane, now)
         if lane.pk is None:
-            row.save(force_insert=True)
+            LANE_WRITES.insert(row)
             lane.pk = row.pk
         else:
-            row.save(update_fields=LANE_UPDATE_FIELDS)
+            LANE_WRITES.update(row)
         loaded.lane_rows[lane_id] = row
     # Closing trades first: a queued trade opening on the lane another trade just left must not
     # meet that trade still open (the one-open-trade-per-lane index).
@@ -109,17 +115,17 @@ def _save(loaded: Loaded, actor: str) -> dict[str, Lane]:
         for name in TRADE_FIELDS:
             setattr(row, name, getattr(trade, name))
         if row.pk is None:
-            row.save(force_insert=True)
+            TRADE_WRITES.insert(row)
             trade.pk = row.pk
         else:
-            row.save(update_fields=list(TRADE_FIELDS[2:]))
+            TRADE_WRITES.update(row)
         rows[trade_id] = row
     if state.account_dirty:
         Account.objects.filter(pk=account.pk).update(
             legacy_consecutive_losses=state.account.legacy_losses, last_updated=now
         )
     if state.events:
-        LaneEvent.objects.bulk_create(
+        EVENT_WRITES.insert_all([
             LaneEvent(
                 lane_id=event.lane_id,
                 account_name=account.worker_name,
@@ -130,7 +136,7 @@ def _save(loaded: Loaded, actor: str) -> dict[str, Lane]:
                 created_at=now,
             )
             for event in state.events
-        )
+        ])
     for note in state.notes:
         transaction.on_commit(lambda note=note: logger.info(note))
     return loaded.lane_rows
@@ -449,5 +455,17 @@ def token_create(*, name: str, account_names: Iterable[str] = ()) -> tuple[ApiTo
     return token, raw
 
 
+TOKEN_FIELDS = tuple(field.attname for field in ApiToken._meta.concrete_fields)
+# Every bot call looks its token up: compiled once (building the ORM query cost ten times running it).
+TOKEN_BY_HASH = PreparedValues(
+    lambda token_hash: ApiToken.objects.filter(token_hash=token_hash, revoked_at__isnull=True).values(*TOKEN_FIELDS)[:1],
+    texts=("token_hash",),
+)
+
+
 def token_for(raw: str) -> Optional[ApiToken]:
-    return ApiToken.objects.filter(token_hash=token_hash(raw), revoked_at__isnull=True).first()
+    """The unrevoked token whose hash is ``raw``'s, or None."""
+    rows = TOKEN_BY_HASH.run(token_hash=token_hash(raw))
+    if not rows:
+        return None
+    return ApiToken.from_db("default", TOKEN_FIELDS, [rows[0][name] for name in TOKEN_FIELDS])

@@ -12,7 +12,7 @@ import threading
 from datetime import datetime, timezone as dt_timezone
 from typing import Any, Callable
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import QuerySet
 
 SENTINEL_TEXT = "\x1fsentinel:{}\x1f"
@@ -59,11 +59,13 @@ class PreparedValues:
                     slots.update(dict.fromkeys(places, name))
                 query = queryset.query
                 names = list(query.selected or [*query.extra_select, *query.values_select, *query.annotation_select])
-                self._compiled[key] = (compiler, sql, tuple(params), slots, names)
+                # The columns' converters, as results_iter would look them up on every call.
+                converters = compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]])
+                self._compiled[key] = (compiler, converters, sql, tuple(params), slots, names)
         return self._compiled[key]
 
     def run(self, using: str = "default", **arguments) -> list[dict[str, Any]]:
-        compiler, sql, params, slots, names = self._compile(using)
+        compiler, converters, sql, params, slots, names = self._compile(using)
         connection = connections[using]
         params = list(params)
         for place, name in slots.items():
@@ -71,4 +73,66 @@ class PreparedValues:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        return [dict(zip(names, row)) for row in compiler.results_iter(results=[rows])]
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        return [dict(zip(names, row)) for row in rows]
+
+
+class PreparedRowWrites:
+    """The INSERT (every concrete column but an auto primary key) and the UPDATE by primary key
+    (``update_fields``) of one model, their SQL built once per database: what ``Model.save``
+    sends, without its per-call field walking, signals and query building (a third of the bot
+    API's app time, profiled with bench/api_profile.py). Values go through each field's
+    ``get_db_prep_save``, as ``save`` does. Only for models without auto_now fields or save
+    signals (Lane, Trade)."""
+
+    def __init__(self, model, update_fields: tuple[str, ...]):
+        meta = model._meta
+        self._pk = meta.pk
+        self._insert_fields = [field for field in meta.concrete_fields if field is not meta.auto_field]
+        self._update_fields = [meta.get_field(name) for name in update_fields]
+        self._table = meta.db_table
+        self._sql: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _statements(self, connection) -> tuple[str, str]:
+        key = (connection.alias, connection.vendor)
+        if key not in self._sql:
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(field.column) for field in self._insert_fields)
+            places = ", ".join(["%s"] * len(self._insert_fields))
+            sets = ", ".join(f"{quote(field.column)} = %s" for field in self._update_fields)
+            self._sql[key] = (
+                f"INSERT INTO {quote(self._table)} ({columns}) VALUES ({places})",
+                f"UPDATE {quote(self._table)} SET {sets} WHERE {quote(self._pk.column)} = %s" if sets else "",
+            )
+        return self._sql[key]
+
+    def insert(self, obj, using: str = "default") -> None:
+        connection = connections[using]
+        sql, _ = self._statements(connection)
+        params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in self._insert_fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            obj.pk = connection.ops.last_insert_id(cursor, self._table, self._pk.column)
+        obj._state.adding, obj._state.db = False, using
+
+    def insert_all(self, objs: list, using: str = "default") -> None:
+        """One multi-row INSERT of ``objs``, whose primary keys are not read back."""
+        if not objs:
+            return
+        connection = connections[using]
+        sql, _ = self._statements(connection)
+        head, _, places = sql.rpartition(" VALUES ")
+        params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objs for field in self._insert_fields]
+        with connection.cursor() as cursor:
+            cursor.execute(f"{head} VALUES {', '.join([places] * len(objs))}", params)
+
+    def update(self, obj, using: str = "default") -> None:
+        connection = connections[using]
+        _, sql = self._statements(connection)
+        params = [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in self._update_fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, self._pk.get_db_prep_save(obj.pk, connection)])
+            if cursor.rowcount == 0:  # as save(update_fields=...): the row must be there
+                raise DatabaseError(f"{self._table}: no row {obj.pk} to update")
+        obj._state.adding, obj._state.db = False, using
