@@ -1,16 +1,18 @@
 #!/usr/bin/env python
 """Dashboard pages at scale: render times and SQL query counts with 1,000 accounts, 100,000 lanes
-(20,000 active) and 1,000,000 trades.
+(10,000 active: every account at max_concurrent_lanes' largest value, 10) and 1,000,000 trades.
 
 usage: .venv/bin/python bench/dashboard_scale.py [--database-url URL] [--runs 7] [--reuse]
-       [--accounts 1000] [--lanes 100000] [--active 20000] [--trades 1000000]
+       [--accounts 1000] [--lanes 100000] [--active 10000] [--trades 1000000]
 
 Without --database-url (or DATABASE_URL) the data goes to a fresh SQLite file under .tmp/ (never
 the project's own db.sqlite3). The tables are migrated, emptied and filled with raw batched
-inserts (about 1.5 minutes for the full size on SQLite); --reuse keeps a database already filled
-with the same counts. Each page is then fetched through
-Django's test client as a logged-in staff user: one warm-up, then --runs timed runs; the median
-and the query count are printed per page.
+inserts (about 1.5 minutes for the full size on SQLite), with the statistics' triggers off, then
+the running totals are rebuilt (lanes.summary.rebuild, as the migration does on a full database;
+its time is printed); --reuse keeps a database already filled with the same counts. Each page is
+then fetched through Django's test client as a logged-in staff user (the API with a bearer
+token), and each read called directly: one warm-up, then --runs timed runs; the median and the
+query count are printed per page or call.
 """
 import argparse
 import json
@@ -35,7 +37,7 @@ def parse_args():
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--lanes", type=int, default=100_000)
-    parser.add_argument("--active", type=int, default=20_000)
+    parser.add_argument("--active", type=int, default=10_000)
     parser.add_argument("--trades", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--reuse", action="store_true", help="keep the data when the counts already match")
@@ -54,6 +56,8 @@ def setup_django(database_url, reuse):
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("SECRET_KEY", "bench-secret-key")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "martingale_project.settings")
+    os.environ.setdefault("SECURE_HTTPS", "false")  # the test client speaks plain HTTP
+    os.environ.setdefault("LOG_LEVEL", "WARNING")  # no log line per login
     import django
 
     django.setup()
@@ -86,8 +90,9 @@ def fill(args):
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from lanes import summary
     from lanes.engine import round2, stake_at
-    from lanes.models import Account, Lane, LaneEvent, Trade
+    from lanes.models import Account, Lane, LaneEvent, StatsBucket, StatsChange, Trade
     from settings_app.models import TradingSettings
 
     rng = random.Random(7)
@@ -147,8 +152,11 @@ def fill(args):
                 when(requested + timedelta(minutes=1)), "bench",
             )
 
+    # Raw inserts without the statistics' triggers, then one rebuild of the running totals: what
+    # the migration does on a database that already holds the rows (timed below).
+    summary.drop_triggers()
     with transaction.atomic(), connection.cursor() as cursor:
-        for model in (LaneEvent, Trade, Lane, TradingSettings, Account):
+        for model in (LaneEvent, Trade, Lane, TradingSettings, Account, StatsChange, StatsBucket):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
         insert(
             cursor, Account._meta.db_table,
@@ -178,8 +186,15 @@ def fill(args):
              "settled_at", "expires_at", "requested_by"),
             trade_rows(),
         )
+    summary.install_triggers()
+    started = time.perf_counter()
+    summary.rebuild()
+    print(f"running totals (lanes.summary) rebuilt in {time.perf_counter() - started:.1f} s")
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE" if connection.vendor == "sqlite" else "ANALYZE TABLE accounts, martingale_lanes, martingale_trades")
+        cursor.execute(
+            "ANALYZE" if connection.vendor == "sqlite"
+            else "ANALYZE TABLE accounts, martingale_lanes, martingale_trades, martingale_stats_buckets"
+        )
         if connection.vendor != "sqlite":
             cursor.fetchall()
 
@@ -192,10 +207,9 @@ def counts():
 
 def measure(runs, account):
     from django.contrib.auth.models import User
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
+    from lanes import selectors, services
     from lanes.models import Lane
 
     user, _ = User.objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
@@ -214,19 +228,45 @@ def measure(runs, account):
         ("stats, 30 days", "/stats/?days=30"),
         ("stats, 30 days, one account", f"/stats/?days=30&account={account}"),
     ]
+    _, raw_token = services.token_create(name=f"bench-{os.getpid()}")
+    bearer = {"Authorization": f"Bearer {raw_token}"}
+    pages += [
+        ("stats, 365 days", "/stats/?days=365"),
+        ("GET /api/v1/status", "/api/v1/status", bearer),
+        ("GET /api/v1/stats?days=30", "/api/v1/stats?days=30", bearer),
+    ]
+    calls = [
+        (f"stats_get, {days} day{'s' if days > 1 else ''}", lambda days=days: selectors.stats_get(days=days))
+        for days in (1, 7, 30, 365)
+    ] + [
+        ("stats_get, 30 days, one account", lambda: selectors.stats_get(days=30, account=account)),
+        ("status_all + JSON", lambda: json.dumps(selectors.status_all())),
+    ]
     print(f"{'page':32} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'queries':>8}")
-    for name, url in pages:
-        with CaptureQueriesContext(connection) as queries:
-            response = client.get(url)  # warm-up, and the query count
-        query_count = len(queries)  # now: the next requests reset the connection's query log
-        if response.status_code != 200:
-            raise SystemExit(f"{url} answered {response.status_code}")
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            client.get(url)
-            times.append((time.perf_counter() - started) * 1000)
-        print(f"{name:32} {statistics.median(times):10.1f} {min(times):8.1f} {max(times):8.1f} {query_count:8d}")
+    for name, url, *headers in pages:
+        headers = headers[0] if headers else {}
+        timed(name, runs, lambda: client.get(url, headers=headers), url)
+    print()
+    for name, call in calls:
+        timed(name, runs, call)
+
+
+def timed(name, runs, call, url=None):
+    """One warm-up (which also counts the queries), then ``runs`` timed calls; prints one row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = call()
+    query_count = len(queries)  # now: the next requests reset the connection's query log
+    if url is not None and response.status_code != 200:
+        raise SystemExit(f"{url} answered {response.status_code}")
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"{name:32} {statistics.median(times):10.1f} {min(times):8.1f} {max(times):8.1f} {query_count:8d}")
 
 
 def main():
@@ -245,7 +285,10 @@ def main():
         fill(args)
         print(f"filled in {time.perf_counter() - started:.1f} s")
     accounts, lanes, active, trades = counts()
-    print(f"{accounts} accounts, {lanes} lanes ({active} active), {trades} trades; {args.runs} runs per page\n")
+    from lanes.models import StatsBucket, StatsChange
+
+    print(f"{accounts} accounts, {lanes} lanes ({active} active), {trades} trades; {args.runs} runs per page")
+    print(f"running totals: {StatsBucket.objects.count()} buckets, {StatsChange.objects.count()} changes pending\n")
     measure(args.runs, f"acc{args.accounts // 2:04d}")
 
 

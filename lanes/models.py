@@ -106,6 +106,8 @@ class Lane(models.Model):
             models.Index(fields=["account_name", "status"], name="lane_account_status_idx"),
             models.Index(fields=["account_name", "created_at"], name="lane_account_created_idx"),
             models.Index(fields=["status", "updated_at"], name="lane_status_updated_idx"),
+            # The statistics read the lanes created in the few minutes at each end of their window.
+            models.Index(fields=["created_at"], name="lane_created_idx"),
         ]
 
     def __str__(self):
@@ -253,3 +255,65 @@ class ApiToken(models.Model):
 
     def covers(self, account_name: str) -> bool:
         return self.all_accounts or account_name in self.account_names
+
+
+class StatsChange(models.Model):
+    """What a change of a trade or a lane did to the statistics (lanes.summary): appended by
+    database triggers on martingale_trades and martingale_lanes in the transaction of the change,
+    and folded into ``StatsBucket`` rows by ``lanes.summary.roll_up``. Never written by the code.
+
+    One row takes a row's old contribution away (``n`` = -1) or adds its new one (``n`` = 1), or
+    (a backfill) adds many: ``kind`` "t" for a trade opened in the quarter-hour ``slot`` (epoch
+    seconds, UTC), "l" for a lane created in it; ``level`` -1 for none, ``status``/``outcome`` ""
+    for none; ``amount`` the trade's profit or the lane's total_invested, ``payout`` the lane's
+    total_potential_payout, in cents.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=1)
+    slot = models.BigIntegerField()
+    level = models.IntegerField()
+    symbol = models.CharField(max_length=50)
+    status = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=20)
+    n = models.IntegerField()
+    amount = models.BigIntegerField()
+    payout = models.BigIntegerField()
+
+    class Meta:
+        db_table = "martingale_stats_changes"
+
+    def __str__(self):
+        return f"{self.kind} {self.slot} {self.n:+d}"
+
+
+class StatsBucket(models.Model):
+    """The statistics' running totals (lanes.summary): trades by the UTC quarter-hour, hour and
+    day (``width`` seconds from ``slot``, epoch seconds) they opened in, lanes by the one they
+    were created in; each ``dim`` keeps one breakdown: "s" by status (and outcome), "l" by level
+    too, "y" by symbol too (the unused key columns hold -1 or ""). Written only by
+    ``lanes.summary.roll_up`` and ``rebuild``."""
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=1)
+    dim = models.CharField(max_length=1)
+    width = models.IntegerField()
+    slot = models.BigIntegerField()
+    level = models.IntegerField()
+    symbol = models.CharField(max_length=50)
+    status = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=20)
+    n = models.BigIntegerField()
+    amount = models.BigIntegerField()
+    payout = models.BigIntegerField()
+
+    class Meta:
+        db_table = "martingale_stats_buckets"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "dim", "width", "slot", "level", "symbol", "status", "outcome"], name="stats_bucket_key"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind}/{self.dim} {self.width}s@{self.slot}"

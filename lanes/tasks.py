@@ -1,4 +1,4 @@
-"""Celery beat tasks: the status log and the queue upkeep (schedule: CELERY_BEAT_SCHEDULE in settings).
+"""Celery beat tasks: the status log, the queue upkeep and the statistics roll-up (schedule: CELERY_BEAT_SCHEDULE in settings).
 
 A task loads its input and calls selectors or services; the rules live in ``lanes.engine`` and
 the line format in ``lanes.status_log``. ``now`` is for tests; beat sends no arguments. A failure
@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from . import selectors, services, status_log
+from . import selectors, services, status_log, summary
 from .health import health
 from .serializers import lane_json, trade_json
 
@@ -80,3 +80,13 @@ def serve_queues(now: Optional[datetime] = None) -> dict[str, int]:
         if changed[name]:
             logger.info("martingale.upkeep account=%s changed_trades=%d", name, changed[name])
     return changed
+
+
+@shared_task
+def roll_up_stats() -> int:
+    """Fold the statistics' pending changes into their running totals (lanes.summary), so that a
+    statistics read meets few of them; returns how many were folded."""
+    moved = summary.roll_up_all()
+    if moved:
+        logger.info("martingale.stats rolled_up_changes=%d", moved)
+    return moved

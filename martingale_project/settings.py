@@ -234,6 +234,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": MARTINGALE_QUEUE_UPKEEP_SECONDS,
         "options": {"expires": max(MARTINGALE_QUEUE_UPKEEP_SECONDS, 30)},
     },
+    "martingale-stats-roll-up": {
+        "task": "lanes.tasks.roll_up_stats",
+        "schedule": 60,
+        "options": {"expires": 60},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".run" / "celerybeat-schedule")  # `--schedule` overrides
 # After a broker restart the worker and beat reconnect, retrying for ever (the default stops at 100).

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Optional
 
-from django.db.models import Case, Count, F, IntegerField, Sum, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, Sum, Value, When
 from django.utils import timezone
 
-from .. import engine
+from .. import engine, summary
 from ..models import Account, Lane, LaneOutcome, LaneStatus, Trade, TradeStatus
 from ..ranges import STATS_DAYS
 from ..serializers import iso, money
@@ -65,8 +65,9 @@ def stats_get(
     check_scope(account, account_names)
     now = now or timezone.now()
     since = now - timedelta(days=days)
-    lanes = Lane.objects.filter(created_at__gte=since, created_at__lte=now).order_by()
-    trades = Trade.objects.filter(opened_at__gte=since, opened_at__lte=now).order_by()
+    days_list, boundaries = _day_buckets(since, now)
+    lanes = Lane.objects.order_by()
+    trades = Trade.objects.order_by()
     if account is not None:
         account_id = Account.objects.filter(worker_name=account).values_list("pk", flat=True).first()
         if account_id is None:
@@ -77,26 +78,49 @@ def stats_get(
         lanes = lanes.filter(account_name__in=account_names)
         trades = trades.filter(account__worker_name__in=account_names)
 
-    days_list, boundaries = _day_buckets(since, now)
-    lane_groups = list(
-        lanes.values(
-            day=_bucket("created_at", boundaries), level=F("current_level"), symbol_=F("symbol"),
-            status_=F("status"), outcome_=F("outcome"),
-        ).annotate(
-            n=Count("id"),
-            invested=Sum("total_invested", output_field=TOTAL),
-            payout=Sum("total_potential_payout", output_field=TOTAL),
-        )
-    )
-    trade_groups = list(
-        trades.values(day=_bucket("opened_at", boundaries), level_=F("level"), symbol_=F("symbol"), status_=F("status"))
-        .annotate(n=Count("id"), profit_=Sum("profit", output_field=TOTAL))
-    )
+    lane_parts, trade_parts = Parts(), Parts()
+    window = summary.plan(since, now, boundaries) if account is None and account_names is None else None
+    if window is None:
+        # One account, or a token's accounts: their own rows (an index on the account finds them).
+        lane_parts.add_rows(_lane_groups(lanes.filter(created_at__gte=since, created_at__lte=now), _bucket("created_at", boundaries)))
+        trade_parts.add_rows(_trade_groups(trades.filter(opened_at__gte=since, opened_at__lte=now), _bucket("opened_at", boundaries)))
+    else:
+        # Every account: the running totals of the whole quarter-hours, the rows of the rest. No
+        # midnight falls inside either end (midnights are on quarter-hours): the rows before
+        # ``first`` are on the window's first date, those from ``last`` on its last.
+        first, last = window.first_at, window.last_at
+        lane_parts.add_rows(_lane_groups(
+            lanes.filter(Q(created_at__gte=since, created_at__lt=first) | Q(created_at__gte=last, created_at__lte=now)),
+            _ends("created_at", first, len(boundaries)),
+        ))
+        trade_parts.add_rows(_trade_groups(
+            trades.filter(Q(opened_at__gte=since, opened_at__lt=first) | Q(opened_at__gte=last, opened_at__lte=now)),
+            _ends("opened_at", first, len(boundaries)),
+        ))
+        totals, pending = summary.read(window)
+        for kind, dim, day, level, symbol, status, outcome, n, amount, payout in totals:
+            level = None if level == summary.NO_LEVEL else level
+            if kind == summary.LANE:
+                row = {
+                    "day": day, "level": level, "symbol_": symbol, "status_": status or None,
+                    "outcome_": outcome or None, "n": int(n), "invested": summary.cents(amount),
+                    "payout": summary.cents(payout),
+                }
+                lane_parts.add(dim, row)
+            else:
+                row = {
+                    "day": day, "level_": level, "symbol_": symbol, "status_": status or None, "n": int(n),
+                    "profit_": summary.cents(amount),
+                }
+                trade_parts.add(dim, row)
+        summary.roll_up_if_behind(pending)
 
+    lane_groups, lane_levels, lane_symbols = lane_parts.merged(LANE_KEYS, LANE_SUMS)
+    trade_groups, trade_levels, trade_symbols = trade_parts.merged(TRADE_KEYS, TRADE_SUMS)
     lane_totals = _lane_tally(lane_groups)
     trade_totals = _trade_tally(trade_groups)
     lanes_created = lane_totals["lanes_created"]
-    level_sum = sum(row["level"] * row["n"] for row in lane_groups)
+    level_sum = sum((row["level"] or 0) * row["n"] for row in lane_levels)
     return {
         "account": account,
         "days": days,
@@ -110,24 +134,97 @@ def stats_get(
         "lanes_force_completed": lane_totals["lanes_force_completed"],
         "recovery_rate": _rate(lane_totals["lanes_recovered"], lane_totals["lanes_exhausted"]),
         "avg_level": round(level_sum / lanes_created, 2) if lanes_created else 0.0,
-        "max_level": max((row["level"] for row in lane_groups), default=0) or 0,
+        "max_level": max((row["level"] for row in lane_levels if row["level"] is not None), default=0) or 0,
         "total_invested": _total(lane_totals["total_invested"]),
         "total_potential_payout": _total(lane_totals["total_potential_payout"]),
         **_trade_row(trade_totals),
         "trades_open": trade_totals["trades_open"],
         "trades_cancelled": trade_totals["trades_cancelled"],
         "win_rate": _rate(trade_totals["wins"], trade_totals["losses"]),
-        "by_level": _by_level(lane_groups, trade_groups),
-        "by_symbol": _by_symbol(lane_groups, trade_groups),
+        "by_level": _by_level(lane_levels, trade_levels),
+        "by_symbol": _by_symbol(lane_symbols, trade_symbols),
         "daily": _daily(lane_groups, trade_groups, days_list),
     }
 
 
-# The statistics read each table once: one GROUP BY (day, level, symbol, status[, outcome]) per
-# table, whose few thousand groups are added up here into the totals, by_level, by_symbol and
-# daily. The day of a row is found by comparing its time with the window's TIME_ZONE midnights in
-# a balanced CASE (a handful of comparisons per row), so the database never calls a date function
-# per row, and the trades' covering index (trade_stats_idx) answers without reading the table.
+# Each table is read as groups of (day, level, symbol, status[, outcome]) with their count and
+# sums, which are added up here into the totals, by_level, by_symbol and daily.
+#
+# Over every account the groups come from lanes.summary: running totals per UTC quarter-hour,
+# hour and day kept by database triggers, by status ("s", per date of the window), by level
+# ("l") and by symbol ("y"), plus the changes not rolled up yet ("j", every key), in one
+# statement; and from the rows themselves for the minutes before the window's first whole
+# quarter-hour and after its last (two GROUP BYs over a few hundred rows). A window of one account
+# or of a token's accounts is read from their rows, as two GROUP BYs.
+#
+# The day of a row is found by comparing its time with the window's TIME_ZONE midnights in a
+# balanced CASE (a handful of comparisons per row), so the database never calls a date function
+# per row; the trades' covering index (trade_stats_idx) answers without reading the table.
+
+LANE_KEYS = {"s": ("day", "status_", "outcome_"), "l": ("level", "status_", "outcome_"), "y": ("symbol_", "status_", "outcome_")}
+LANE_SUMS = ("invested", "payout")
+TRADE_KEYS = {"s": ("day", "status_"), "l": ("level_", "status_"), "y": ("symbol_", "status_")}
+TRADE_SUMS = ("profit_",)
+
+
+class Parts:
+    """The groups of one table, each for the breakdowns it serves: a group of rows (every key)
+    serves all three, a running total only its own."""
+
+    def __init__(self):
+        self.parts = {"s": [], "l": [], "y": []}
+
+    def add_rows(self, groups) -> None:
+        for row in groups:
+            self.add("j", row)
+
+    def add(self, dim: str, row: dict) -> None:
+        for target in ("s", "l", "y") if dim == "j" else (dim,):
+            self.parts[target].append(row)
+
+    def merged(self, keys: dict, sums: tuple[str, ...]) -> tuple[list, list, list]:
+        """Per breakdown, the groups added up by its key, without the keys whose count is 0 (a
+        running total and a change that takes it away)."""
+        result = []
+        for dim in ("s", "l", "y"):
+            by_key: dict = {}
+            for row in self.parts[dim]:
+                key = tuple(row[name] for name in keys[dim])
+                total = by_key.get(key)
+                if total is None:
+                    by_key[key] = {**row}
+                else:
+                    total["n"] += row["n"]
+                    for name in sums:
+                        total[name] = _add(total[name], row[name])
+            result.append([row for row in by_key.values() if row["n"]])
+        return tuple(result)
+
+
+def _ends(field: str, first: datetime, last_day: int):
+    """The date index of a row at either end of the window: 0 before ``first``, else the last."""
+    return Case(When(**{f"{field}__lt": first}, then=Value(0)), default=Value(last_day), output_field=IntegerField())
+
+
+def _lane_groups(lanes, day) -> list[dict]:
+    """``day``: the expression of a row's date index (``_bucket`` or ``_ends``)."""
+    return list(
+        lanes.values(
+            day=day, level=F("current_level"), symbol_=F("symbol"),
+            status_=F("status"), outcome_=F("outcome"),
+        ).annotate(
+            n=Count("id"),
+            invested=Sum("total_invested", output_field=TOTAL),
+            payout=Sum("total_potential_payout", output_field=TOTAL),
+        )
+    )
+
+
+def _trade_groups(trades, day) -> list[dict]:
+    return list(
+        trades.values(day=day, level_=F("level"), symbol_=F("symbol"), status_=F("status"))
+        .annotate(n=Count("id"), profit_=Sum("profit", output_field=TOTAL))
+    )
 
 
 def _day_buckets(since: datetime, now: datetime) -> tuple[list, list[datetime]]:
