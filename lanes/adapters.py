@@ -8,9 +8,9 @@ from settings_app.models import TradingSettings
 
 from . import engine
 from .models import Account, Lane, Trade
-from .ranges import SETTINGS_DEFAULTS
+from .ranges import ALL_SETTINGS_DEFAULTS
 
-SETTINGS_FIELDS = tuple(SETTINGS_DEFAULTS)
+SETTINGS_FIELDS = tuple(ALL_SETTINGS_DEFAULTS)  # the six of SPEC §2 and the risk guard's (§11)
 TRADE_FIELDS = (
     "trade_id", "symbol", "direction", "status", "kind", "lane_id", "level", "amount", "requested_payout",
     "expected_payout", "payout", "profit", "max_wait_seconds", "requested_at", "opened_at",
@@ -57,6 +57,9 @@ def engine_lane(lane: Lane) -> engine.Lane:
         outcome=lane.outcome,
         last_assigned_at=lane.last_assigned_at,
         pk=lane.pk,
+        ladder_mode=lane.ladder_mode,
+        payout_rate=lane.payout_rate,
+        net_profit=lane.net_profit,
     )
 
 

@@ -128,6 +128,8 @@ class LaneRow(NamedTuple):
     created_at: datetime
     completed_at: Optional[datetime]
     outcome: Optional[str]
+    ladder_mode: str
+    payout_rate: Optional[Decimal]
 
 
 LANE_MONEY = ("base_amount", "current_amount", "total_invested", "total_potential_payout")
@@ -178,7 +180,7 @@ def _decimal(text: Optional[str]) -> Optional[Decimal]:
     return cents if cents == value else value
 
 
-LANE_DECIMALS = (*LANE_MONEY, "multiplier")
+LANE_DECIMALS = (*LANE_MONEY, "multiplier", "payout_rate")
 LANE_SOURCES = _sources(LaneRow._fields, LANE_DECIMALS, {"account": "account_name", "raw_trade_ids": _as_text("trade_ids")})
 TRADE_SOURCES = _sources(TradeRow._fields, TRADE_MONEY, {})
 
@@ -575,10 +577,13 @@ def _event_problems(s: Snapshot, lane: LaneRow) -> Iterator[Problem]:
 def ladder(s: Snapshot) -> Result:
     """The lane's ladder and state (SPEC §5, ``engine.stake_at``):
 
-    - 1 ≤ current_level ≤ max_level, and current_amount = stake_at(base_amount, multiplier, current_level);
-    - each lane trade has 1 ≤ level ≤ current_level and amount = stake_at(base_amount, multiplier, level);
+    - 1 ≤ current_level ≤ max_level, and current_amount is the stake of the lane's ladder (its
+      ladder mode, ``engine.mode_ladder``) at current_level;
+    - each lane trade has 1 ≤ level ≤ current_level and amount = the ladder's stake at its level;
       the base trade (first id, when in the ledger) has amount = base_amount;
-    - an exhausted lane is at its last level (``engine.at_last_level``);
+    - an exhausted lane is at its last level (``engine.at_last_level``), or its account has a
+      max_stake (SPEC §11: a lane whose next stake would pass it is exhausted; the limit may have
+      changed since, so the level is not judged);
     - an active lane has neither completed_at nor outcome; a finished one has completed_at and an
       outcome that fits its status (completed: recovered, exhausted or force_completed;
       cancelled: cancelled) — the outcome may be missing on an unverifiable lane the old bot
@@ -598,25 +603,31 @@ def ladder(s: Snapshot) -> Result:
     return Result(found)
 
 
+def _stakes(lane: LaneRow) -> list[Decimal]:
+    return engine.mode_ladder(lane.ladder_mode, lane.base_amount, lane.multiplier, lane.payout_rate, lane.max_level)
+
+
 def _ladder_problems(s: Snapshot, lane: LaneRow) -> Iterator[Problem]:
     if not 1 <= lane.current_level <= lane.max_level:
         yield f"current_level {lane.current_level} is outside 1–{lane.max_level}", None
     else:
-        stake = engine.stake_at(lane.base_amount, lane.multiplier, lane.current_level)
+        stake = _stakes(lane)[lane.current_level]
         if lane.current_amount != stake:
             yield f"current_amount is {lane.current_amount}, the ladder's stake at level {lane.current_level} is {stake}", None
     for trade in s.lane_trades.get(lane.lane_id, []):
         if trade.level is None or not 1 <= trade.level <= min(lane.current_level, lane.max_level):
             yield f"lane trade {trade.trade_id} is at level {trade.level}, outside 1–{lane.current_level}", trade.trade_id
         elif trade.amount is not None:
-            stake = engine.stake_at(lane.base_amount, lane.multiplier, trade.level)
+            stake = _stakes(lane)[trade.level]
             if trade.amount != stake:
                 yield f"lane trade {trade.trade_id} staked {trade.amount} at level {trade.level}, the ladder says {stake}", trade.trade_id
     ids = s.trade_ids[lane.lane_id] or []
     base = s.trades.get(ids[0]) if ids else None
     if base is not None and base.kind == engine.BASE and base.amount != lane.base_amount:
         yield f"base_amount is {lane.base_amount}, its base trade {base.trade_id} staked {base.amount}", base.trade_id
-    if lane.outcome == engine.EXHAUSTED and not engine.at_last_level(lane.current_level, lane.max_level):
+    account = s.accounts.get(lane.account)
+    by_max_stake = account is not None and account.settings.max_stake is not None
+    if lane.outcome == engine.EXHAUSTED and not engine.at_last_level(lane.current_level, lane.max_level) and not by_max_stake:
         yield f"exhausted at level {lane.current_level}, below its last level {lane.max_level}", None
     if lane.status == engine.ACTIVE:
         if lane.completed_at is not None or lane.outcome is not None:

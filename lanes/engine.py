@@ -1,6 +1,8 @@
-"""The pure rules of the contract (SPEC §3–7): slots, queue and expiry, cool-down, assignment,
-base and lane trades, results and their payouts, limits, legacy mode, and the numbers derived
-from them (the ladder, the worst case, "at the last level", "daily limit reached").
+"""The pure rules of the contract (SPEC §3–7, §11): slots, queue and expiry, cool-down, assignment,
+base and lane trades, results and their payouts, limits, legacy mode, the risk guard (ladder modes,
+max stake, exposure, circuit breakers and locks), and the numbers derived from them (the ladder,
+a lane's remaining risk, the account's exposure, the worst case, "at the last level", "daily limit
+reached").
 
 No Django, no I/O, no clock: every operation takes an ``AccountState`` (what one operation on one
 account may read and change), the time ``now`` and its input; it changes the state in place and
@@ -13,13 +15,14 @@ Money is ``Decimal`` throughout, rounded half up to cents.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Callable, Optional
 
-from .ranges import MONEY_MAX, SETTINGS_DEFAULTS, InvalidInput
+from .ranges import ALL_SETTINGS_DEFAULTS, MONEY_MAX, MULTIPLIER_MODE, RECOVER_MODE, InvalidInput
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -41,6 +44,11 @@ BASE, LANE, LEGACY = "base", "lane", "legacy"
 ACTIVE, COMPLETED = "active", "completed"
 RECOVERED, EXHAUSTED, FORCE_COMPLETED = "recovered", "exhausted", "force_completed"
 LANE_END_STATUSES = (COMPLETED, CANCELLED)
+# Ladder modes (SPEC §11).
+MULTIPLIER, RECOVER = MULTIPLIER_MODE, RECOVER_MODE
+# Why an account is locked (SPEC §11).
+DAILY_STOP_LOSS, DAILY_TAKE_PROFIT, EXHAUSTED_LANES, MANUAL = "daily_stop_loss", "daily_take_profit", "exhausted_lanes", "manual"
+LOCK_REASONS = (DAILY_STOP_LOSS, DAILY_TAKE_PROFIT, EXHAUSTED_LANES, MANUAL)
 
 # A lane's trade_ids is TEXT (65,535 bytes on MySQL): 600 ids of the longest allowed length
 # (100 characters, 104 with quotes and separator) fit with room to spare.
@@ -70,19 +78,79 @@ def ladder(base_amount: Decimal, multiplier: Decimal, max_level: int) -> list[De
     return [stake_at(base_amount, multiplier, level) for level in range(max_level + 1)]
 
 
+def ceil_cents(numerator: int, denominator: int) -> Decimal:
+    """numerator / denominator cents, rounded up to the cent, exactly."""
+    return Decimal(-(-numerator // denominator)).scaleb(-2)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mode_ladder(mode: str, base_amount: Decimal, multiplier: Decimal, payout_rate: Optional[Decimal], max_level: int) -> tuple:
+    if mode != RECOVER:
+        return tuple(ladder(base_amount, multiplier, max_level))
+    # s_L = ceil_cents((s_0 + … + s_(L−1) + t) / r), t = round2(b × r), in integer cents.
+    rate_num, rate_den = payout_rate.as_integer_ratio()
+    base_amount = round2(base_amount)
+    target = recover_target(base_amount, payout_rate)
+    stakes, lost = [base_amount], base_amount
+    for _ in range(max_level):
+        needed = int((lost + target).scaleb(2))
+        stake = ceil_cents(needed * rate_den, rate_num)
+        stakes.append(stake)
+        lost += stake
+    return tuple(stakes)
+
+
+def mode_ladder(
+    mode: str, base_amount: Decimal, multiplier: Decimal, payout_rate: Optional[Decimal], max_level: int
+) -> list[Decimal]:
+    """The stakes s_0 … s_max_level of a ladder in ``mode`` (SPEC §11): ``multiplier``,
+    round2(b × multiplier^L); ``recover``, the smallest stake whose win at ``payout_rate`` returns
+    what the ladder lost before it plus the base trade's profit round2(b × r)."""
+    return list(_mode_ladder(mode, base_amount, multiplier, payout_rate, max_level))
+
+
+def recover_target(base_amount: Decimal, payout_rate: Decimal) -> Decimal:
+    """t = round2(b × r): what a recover lane that wins nets at least (SPEC §11)."""
+    return round2(WIDE.multiply(base_amount, payout_rate))
+
+
+def last_level(stakes: list[Decimal], max_stake: Optional[Decimal]) -> int:
+    """The last level a ladder trades: its max level, or the last level whose stake is within
+    ``max_stake`` (0 when even s_1 passes it: no lane). Ladders only grow."""
+    if max_stake is None:
+        return len(stakes) - 1
+    level = 0
+    while level + 1 < len(stakes) and stakes[level + 1] <= max_stake:
+        level += 1
+    return level
+
+
 def default_expected_payout(stake: Decimal, payout_rate: Decimal) -> Decimal:
     """What a win returns, stake included, when the bot did not say (SPEC §4)."""
     return round2(WIDE.multiply(stake, WIDE.add(1, payout_rate)))
 
 
 def ladder_problem(
-    base_amount: Decimal, multiplier: Decimal, max_level: int, payout_rate: Decimal
+    base_amount: Decimal,
+    multiplier: Decimal,
+    max_level: int,
+    payout_rate: Decimal,
+    *,
+    mode: str = MULTIPLIER,
+    max_stake: Optional[Decimal] = None,
 ) -> Optional[tuple[str, str]]:
-    """Why a configuration cannot be traded, as (field, message), or None (SPEC §2): a lane that
-    runs to its last level must keep its stake and its totals (invested, and potential payouts
-    at ``payout_rate``) within DECIMAL(10,2)."""
-    stakes = ladder(base_amount, multiplier, max_level)
-    advice = "lower the base amount, the multiplier or the max level"
+    """Why a configuration cannot be traded, as (field, message), or None (SPEC §2, §11): a lane
+    that runs to its last level must keep its stake and its totals (invested, and potential
+    payouts at ``payout_rate``) within DECIMAL(10,2); the base amount must be within
+    ``max_stake``."""
+    if max_stake is not None and base_amount > max_stake:
+        return "base_amount", f"{base_amount:,.2f} is more than max_stake ({max_stake:,.2f}): lower it or raise max_stake"
+    stakes = mode_ladder(mode, base_amount, multiplier, payout_rate, max_level)
+    max_level = last_level(stakes, max_stake)
+    stakes = stakes[: max_level + 1]
+    advice = "lower the base amount, the multiplier or the max level" + (
+        ", or set max_stake" if mode == RECOVER and max_stake is None else ""
+    )
     if stakes[-1] > MONEY_MAX:
         return "martingale_multiplier", (
             f"the stake at level {max_level} would be {stakes[-1]:,.2f}, more than {MONEY_MAX:,.2f}: {advice}"
@@ -131,17 +199,43 @@ class Busy(Refused):
         self.retry_after = retry_after
 
 
+class AccountLocked(Refused):
+    """A trade request while the account has an active lock (SPEC §11)."""
+
+    code = "account_locked"
+
+    def __init__(self, message: str, lock: "Lock", retry_after: int):
+        super().__init__(message)
+        self.lock = lock
+        self.locked_until = lock.locked_until
+        self.retry_after = retry_after
+
+
 # --- State ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Settings:
-    concurrent_trading_enabled: bool = SETTINGS_DEFAULTS["concurrent_trading_enabled"]
-    max_concurrent_lanes: int = SETTINGS_DEFAULTS["max_concurrent_lanes"]
-    lane_assignment_strategy: str = SETTINGS_DEFAULTS["lane_assignment_strategy"]
-    auto_create_lanes: bool = SETTINGS_DEFAULTS["auto_create_lanes"]
-    cool_down_seconds: int = SETTINGS_DEFAULTS["cool_down_seconds"]
-    max_daily_lanes: int = SETTINGS_DEFAULTS["max_daily_lanes"]
+    concurrent_trading_enabled: bool = ALL_SETTINGS_DEFAULTS["concurrent_trading_enabled"]
+    max_concurrent_lanes: int = ALL_SETTINGS_DEFAULTS["max_concurrent_lanes"]
+    lane_assignment_strategy: str = ALL_SETTINGS_DEFAULTS["lane_assignment_strategy"]
+    auto_create_lanes: bool = ALL_SETTINGS_DEFAULTS["auto_create_lanes"]
+    cool_down_seconds: int = ALL_SETTINGS_DEFAULTS["cool_down_seconds"]
+    max_daily_lanes: int = ALL_SETTINGS_DEFAULTS["max_daily_lanes"]
+    # The risk guard (SPEC §11); None = off.
+    ladder_mode: str = ALL_SETTINGS_DEFAULTS["ladder_mode"]
+    max_stake: Optional[Decimal] = None
+    max_exposure: Optional[Decimal] = None
+    daily_stop_loss: Optional[Decimal] = None
+    daily_take_profit: Optional[Decimal] = None
+    max_exhausted_lanes: Optional[int] = None
+    exhausted_window_hours: int = ALL_SETTINGS_DEFAULTS["exhausted_window_hours"]
+    lock_minutes: int = ALL_SETTINGS_DEFAULTS["lock_minutes"]
+
+    @property
+    def breakers_on(self) -> bool:
+        """Whether a result may lock the account (the loader then reads what they need)."""
+        return self.daily_stop_loss is not None or self.daily_take_profit is not None or self.max_exhausted_lanes is not None
 
 
 @dataclass
@@ -175,6 +269,29 @@ class Lane:
     outcome: Optional[str] = None
     last_assigned_at: Optional[datetime] = None
     pk: Optional[int] = None  # the database id; None until the service inserts the lane
+    ladder_mode: str = MULTIPLIER
+    payout_rate: Optional[Decimal] = None  # copied at creation (None: a lane from before §11)
+    net_profit: Decimal = ZERO  # its settled trades' profit, the base trade that opened it included
+
+    def stakes(self) -> list[Decimal]:
+        return mode_ladder(self.ladder_mode, self.base_amount, self.multiplier, self.payout_rate, self.max_level)
+
+
+@dataclass
+class Lock:
+    """A pause of an account's new trades (SPEC §11)."""
+
+    lock_id: str
+    reason: str
+    created_at: datetime
+    locked_until: datetime
+    released_at: Optional[datetime] = None
+    released_by: str = ""
+    note: str = ""
+    pk: Optional[int] = None
+
+    def active(self, now: datetime) -> bool:
+        return self.released_at is None and now < self.locked_until
 
 
 @dataclass
@@ -231,6 +348,16 @@ class AccountState:
     last_open: Optional[datetime] = None
     lanes_created_today: int = 0
     legacy_only: bool = False  # the legacy fallback (SPEC §6) serves this operation
+    # The risk guard (SPEC §11): the account's unreleased locks that had not ended when loaded,
+    # the profit of its trades settled today, when today ends (the next local midnight), and how
+    # many of its lanes were exhausted within exhausted_window_hours (the last two read only
+    # while a breaker is on).
+    locks: list[Lock] = field(default_factory=list)
+    profit_today: Decimal = ZERO
+    day_end: Optional[datetime] = None
+    exhausted_in_window: int = 0
+    dirty_locks: set[str] = field(default_factory=set)
+    late_lane_profits: list[tuple[str, Decimal]] = field(default_factory=list)  # (lane_id, profit) of finished lanes
     events: list[Event] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # log lines, written once the change is committed
     dirty_lanes: set[str] = field(default_factory=set)
@@ -267,6 +394,13 @@ class AccountState:
 
     def cool_down_left(self, now: datetime) -> float:
         return cool_down_left(self.last_open, self.settings, now)
+
+    def active_lock(self, now: datetime) -> Optional[Lock]:
+        """The active lock that ends last, or None."""
+        return active_lock(self.locks, now)
+
+    def exposure(self) -> Decimal:
+        return exposure(self.active_lanes(), self.open_trades(), self.settings.max_stake)
 
     # Recording changes.
     def _event(self, kind: str, lane: Optional[Lane], trade_id: Optional[str], **data) -> None:
@@ -335,6 +469,60 @@ def _order(pk: Optional[int]) -> float:
     return pk if pk is not None else math.inf
 
 
+def lane_last_level(lane: Lane, max_stake: Optional[Decimal]) -> int:
+    """The last level the lane trades: its max level, or below it where the next stake would
+    pass ``max_stake``."""
+    return last_level(lane.stakes(), max_stake)
+
+
+def lane_at_last_level(lane: Lane, max_stake: Optional[Decimal]) -> bool:
+    """A loss at the lane's current level exhausts it (its max level, or max_stake)."""
+    return lane.current_level >= lane_last_level(lane, max_stake)
+
+
+def remaining_risk(lane: Lane, max_stake: Optional[Decimal]) -> Decimal:
+    """What an active lane can still lose: its current stake and every stake after it up to its
+    last level (SPEC §11); 0 for a finished lane."""
+    if lane.status != ACTIVE:
+        return ZERO
+    stakes = lane.stakes()
+    last = last_level(stakes, max_stake)
+    return lane.current_amount + sum(stakes[lane.current_level + 1 : last + 1], ZERO)
+
+
+def exposure(active_lanes: list[Lane], open_trades: list[Trade], max_stake: Optional[Decimal]) -> Decimal:
+    """An account's exposure (SPEC §11): its active lanes' remaining risk plus the stake of every
+    open base or legacy trade (an open lane trade's stake is in its lane's remaining risk)."""
+    lanes = sum((remaining_risk(lane, max_stake) for lane in active_lanes), ZERO)
+    return lanes + sum((t.amount for t in open_trades if t.status == OPEN and t.kind in (BASE, LEGACY)), ZERO)
+
+
+def headroom(settings: Settings, account_exposure: Decimal) -> Optional[Decimal]:
+    """What exposure is left before max_exposure (None when it is off; never below 0)."""
+    if settings.max_exposure is None:
+        return None
+    return max(ZERO, settings.max_exposure - account_exposure)
+
+
+def active_lock(locks: list[Lock], now: datetime) -> Optional[Lock]:
+    active = [lock for lock in locks if lock.active(now)]
+    return max(active, key=lambda lock: lock.locked_until) if active else None
+
+
+def lock_reason_text(lock: Lock) -> str:
+    if lock.reason == DAILY_STOP_LOSS:
+        return "today's loss reached daily_stop_loss"
+    if lock.reason == DAILY_TAKE_PROFIT:
+        return "today's profit reached daily_take_profit"
+    if lock.reason == EXHAUSTED_LANES:
+        return "max_exhausted_lanes lanes were exhausted within the window"
+    return "paused by hand" + (f" ({lock.note})" if lock.note else "")
+
+
+def lock_retry_after(lock: Lock, now: datetime) -> int:
+    return max(1, math.ceil((lock.locked_until - now).total_seconds()))
+
+
 def lane_can_take(lane: Lane, amount: Decimal, expected_payout: Decimal) -> bool:
     """Whether the lane can record one more trade with its totals and trade list in their columns."""
     return (
@@ -351,19 +539,34 @@ def lane_is_full(lane: Lane, payout_rate: Decimal) -> bool:
     return not lane_can_take(lane, stake, default_expected_payout(stake, payout_rate))
 
 
-def lane_risk(base_amount: Decimal, multiplier: Decimal, max_level: int) -> Decimal:
-    """What one lane loses when every trade of its ladder loses, the base trade included."""
-    return sum(ladder(base_amount, multiplier, max_level), ZERO)
+def lane_risk(
+    base_amount: Decimal,
+    multiplier: Decimal,
+    max_level: int,
+    *,
+    mode: str = MULTIPLIER,
+    payout_rate: Optional[Decimal] = None,
+    max_stake: Optional[Decimal] = None,
+) -> Decimal:
+    """What one lane loses when every trade of its ladder loses, the base trade included (in
+    ``mode``, up to the last level within ``max_stake``)."""
+    stakes = mode_ladder(mode, base_amount, multiplier, payout_rate, max_level)
+    return sum(stakes[: last_level(stakes, max_stake) + 1], ZERO)
 
 
 def worst_case(account: Account, settings: Settings) -> Decimal:
     """What the account loses if every progression it may run loses to the end (SPEC §9):
-    ``max_concurrent_lanes`` ladders with lanes, one ladder in legacy mode, and without
-    martingale one base stake per slot."""
+    ``max_concurrent_lanes`` ladders with lanes (in the account's ladder mode, within max_stake),
+    one ladder in legacy mode, and without martingale one base stake per slot."""
     if not account.martingale_enabled:
         return slots(account, settings) * account.base_amount
-    one = lane_risk(account.base_amount, account.multiplier, account.max_level)
-    return one if is_legacy(account) else settings.max_concurrent_lanes * one
+    if is_legacy(account):
+        return lane_risk(account.base_amount, account.multiplier, account.max_level)
+    one = lane_risk(
+        account.base_amount, account.multiplier, account.max_level,
+        mode=settings.ladder_mode, payout_rate=account.payout_rate, max_stake=settings.max_stake,
+    )
+    return settings.max_concurrent_lanes * one
 
 
 def settled_payout(result: str, payout: Optional[Decimal], trade: Trade) -> Decimal:
@@ -409,12 +612,12 @@ def _expire(state: AccountState, trade: Trade, now: datetime) -> None:
 def serve_queue(state: AccountState, now: datetime, *, own_trade_id: Optional[str] = None) -> None:
     """Expire what waited too long, then open the oldest requests while slots and cool-down allow.
 
-    A disabled account opens nothing: its queued requests wait and expire. A queued trade that
+    A disabled or locked account opens nothing: its queued requests wait and expire. A queued trade that
     cannot be recorded (its expected payout would overflow the lane it joins) expires at once,
     except ``own_trade_id``, the request being made: that one is refused.
     """
     expire_queue(state, now)
-    if not state.account.enabled:
+    if not state.account.enabled or state.active_lock(now) is not None:
         return
     for trade in state.queue():
         if len(state.open_trades()) >= state.slots() or state.cool_down_left(now) > 0:
@@ -518,6 +721,14 @@ def request_trade(state: AccountState, request: Request, now: datetime) -> Trade
     """A new trade request: open it now, queue it, or refuse it (SPEC §3)."""
     if not state.account.enabled:
         raise AccountDisabled(f"account {state.account.name} is disabled")
+    lock = state.active_lock(now)
+    if lock is not None:
+        raise AccountLocked(
+            f"account {state.account.name} is locked until {lock.locked_until.isoformat()}: "
+            f"{lock_reason_text(lock)}",
+            lock,
+            lock_retry_after(lock, now),
+        )
     expire_queue(state, now)
     trade = Trade(
         trade_id=request.trade_id,
@@ -553,7 +764,9 @@ def settle_trade(
     """Record a win, loss or draw and move the lanes on (SPEC §5). False when it was a repeat.
 
     ``by_hand``: a person entered the result (a lost result settled from the dashboard or the
-    command line); the audit trail records it with its own event.
+    command line); the audit trail records it with its own event. ``new_lane_id`` makes the ids
+    of new lanes and locks. After the result, the circuit breakers of SPEC §11 may lock the
+    account; the queue is then served no further than expiring.
     """
     trade = state.trades[trade_id]
     if trade.status in SETTLED:
@@ -568,6 +781,8 @@ def settle_trade(
     trade.status = RESULT_STATUS[result]
     trade.settled_at = now
     state.dirty_trades.add(trade_id)
+    state.profit_today += trade.profit
+    exhausted_before = state.exhausted_in_window
 
     lane = state.lanes.get(trade.lane_id) if trade.lane_id else None
     if by_hand:
@@ -580,10 +795,82 @@ def settle_trade(
     elif trade.kind == BASE:
         if result == LOSS and state.account.martingale_enabled and not state.legacy():
             _maybe_create_lane(state, trade, now, new_lane_id)
-    elif lane is not None and lane.status == ACTIVE:  # else force-completed meanwhile: trade only
+    elif lane is not None and lane.status == ACTIVE:
         _settle_lane(state, lane, trade, result, now)
+    elif trade.lane_id:  # force-completed meanwhile: its state stays; its profit counts (SPEC §9)
+        state.late_lane_profits.append((trade.lane_id, trade.profit))
+    check_breakers(state, now, new_lane_id, exhausted=state.exhausted_in_window > exhausted_before, trade_id=trade_id)
     serve_queue(state, now)
     return True
+
+
+# --- The risk guard's locks (SPEC §11) ---------------------------------------------------------
+
+
+def _day_end(state: AccountState, now: datetime) -> datetime:
+    if state.day_end is not None:
+        return state.day_end
+    return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def check_breakers(
+    state: AccountState, now: datetime, new_id: Callable[[], str], *, exhausted: bool, trade_id: Optional[str] = None
+) -> Optional[Lock]:
+    """After a result: the first circuit breaker that trips, in SPEC §11's order, locks the
+    account, unless it is locked already."""
+    if state.active_lock(now) is not None:
+        return None
+    settings = state.settings
+    if settings.daily_stop_loss is not None and state.profit_today <= -settings.daily_stop_loss:
+        reason, until = DAILY_STOP_LOSS, _day_end(state, now)
+        detail = f"today's net profit {state.profit_today:,.2f} reached -{settings.daily_stop_loss:,.2f}"
+    elif settings.daily_take_profit is not None and state.profit_today >= settings.daily_take_profit:
+        reason, until = DAILY_TAKE_PROFIT, _day_end(state, now)
+        detail = f"today's net profit {state.profit_today:,.2f} reached {settings.daily_take_profit:,.2f}"
+    elif (
+        exhausted
+        and settings.max_exhausted_lanes is not None
+        and state.exhausted_in_window >= settings.max_exhausted_lanes
+    ):
+        reason, until = EXHAUSTED_LANES, now + timedelta(minutes=settings.lock_minutes)
+        detail = f"{state.exhausted_in_window} lanes exhausted within {settings.exhausted_window_hours} h"
+    else:
+        return None
+    return _add_lock(state, Lock(new_id(), reason, now, until, note=detail), trade_id=trade_id)
+
+
+def _add_lock(state: AccountState, lock: Lock, *, trade_id: Optional[str] = None) -> Lock:
+    state.locks.append(lock)
+    state.dirty_locks.add(lock.lock_id)
+    state._event(
+        "locked", None, trade_id, lock_id=lock.lock_id, reason=lock.reason, locked_until=lock.locked_until.isoformat(),
+        note=lock.note,
+    )
+    state.notes.append(
+        f"account locked account={state.account.name} lock={lock.lock_id} reason={lock.reason} "
+        f"until={lock.locked_until.isoformat()} {lock.note}"
+    )
+    return lock
+
+
+def lock_account(state: AccountState, minutes: int, note: str, now: datetime, lock_id: str) -> Lock:
+    """A pause by hand: no new trade opens for ``minutes`` (SPEC §11)."""
+    return _add_lock(state, Lock(lock_id, MANUAL, now, now + timedelta(minutes=minutes), note=note))
+
+
+def release_locks(state: AccountState, now: datetime, by: str, *, lock_id: Optional[str] = None) -> list[Lock]:
+    """End the account's active locks (or the one named) at once, then serve the queue. A lock
+    that is not active (released or ended) is left as it is."""
+    released = []
+    for lock in state.locks:
+        if (lock_id is None or lock.lock_id == lock_id) and lock.active(now):
+            lock.released_at, lock.released_by = now, by
+            state.dirty_locks.add(lock.lock_id)
+            state._event("unlocked", None, None, lock_id=lock.lock_id, reason=lock.reason)
+            state.notes.append(f"account unlocked account={state.account.name} lock={lock.lock_id} by={by}")
+            released.append(lock)
+    serve_queue(state, now)
+    return released
 
 
 def _settle_legacy(state: AccountState, result: str) -> None:
@@ -601,52 +888,81 @@ def _settle_legacy(state: AccountState, result: str) -> None:
 def _maybe_create_lane(state: AccountState, trade: Trade, now: datetime, new_lane_id: Callable[[], str]) -> None:
     settings, account = state.settings, state.account
     active = len(state.active_lanes())
-    top = stake_at(trade.amount, account.multiplier, account.max_level)
+    mode = settings.ladder_mode
+    stakes = mode_ladder(mode, trade.amount, account.multiplier, account.payout_rate, account.max_level)
+    last = last_level(stakes, settings.max_stake)
+    top = stakes[last]
+    code, detail = None, {}
     if not settings.auto_create_lanes:
         reason = "auto_create_lanes is off"
     elif lane_limit_reached(settings, active):
         reason = f"max_concurrent_lanes reached ({active} of {settings.max_concurrent_lanes} active)"
     elif daily_limit_reached(settings, state.lanes_created_today):
         reason = f"max_daily_lanes reached ({state.lanes_created_today} of {settings.max_daily_lanes} today)"
+    elif last == 0:
+        code = reason = "max_stake"
+        detail = {"message": f"the first stake {stakes[1]:,.2f} would pass max_stake ({settings.max_stake:,.2f})"}
     elif top > MONEY_MAX:  # the settings changed since this trade opened
-        reason = f"the stake at level {account.max_level} would be {top:,.2f}, more than {MONEY_MAX:,.2f}"
+        reason = f"the stake at level {last} would be {top:,.2f}, more than {MONEY_MAX:,.2f}"
     else:
         reason = None
+        after = state.exposure() + sum(stakes[1 : last + 1], ZERO)
+        if settings.max_exposure is not None and after > settings.max_exposure:
+            code = reason = "max_exposure"
+            detail = {
+                "message": f"the exposure would be {after:,.2f} with this lane, more than max_exposure "
+                f"({settings.max_exposure:,.2f})",
+                "exposure": str(after),
+            }
     if reason is not None:
-        state._event("not_created", None, trade.trade_id, reason=reason, symbol=trade.symbol)
-        state.notes.append(f"lane not created account={account.name} trade={trade.trade_id} reason={reason}")
+        state._event("not_created", None, trade.trade_id, reason=reason, symbol=trade.symbol, **detail)
+        note = detail.get("message", reason)
+        state.notes.append(f"lane not created account={account.name} trade={trade.trade_id} reason={code or note} {note if code else ''}".rstrip())
         return
     lane = Lane(
         lane_id=new_lane_id(),
         symbol=trade.symbol,
         base_amount=trade.amount,
         current_level=1,
-        current_amount=stake_at(trade.amount, account.multiplier, 1),
+        current_amount=stakes[1],
         multiplier=account.multiplier,
         max_level=account.max_level,
         total_invested=trade.amount,
         total_potential_payout=trade.expected_payout,
         trade_ids=[trade.trade_id],
         created_at=now,
+        ladder_mode=mode,
+        payout_rate=account.payout_rate,
+        net_profit=trade.profit,
     )
     state.lanes[lane.lane_id] = lane
     state.lanes_created_today += 1
-    state._event("created", lane, trade.trade_id, level=1, amount=str(lane.current_amount), base_amount=str(trade.amount))
+    state._event(
+        "created", lane, trade.trade_id, level=1, amount=str(lane.current_amount), base_amount=str(trade.amount),
+        ladder_mode=mode, exposure=str(state.exposure()),
+    )
 
 
 def _settle_lane(state: AccountState, lane: Lane, trade: Trade, result: str, now: datetime) -> None:
     level = trade.level
+    lane.net_profit += trade.profit
+    stakes = lane.stakes()
+    past_max_stake = (
+        state.settings.max_stake is not None and level + 1 < len(stakes) and stakes[level + 1] > state.settings.max_stake
+    )
     if result == WIN:
         lane.status, lane.outcome, lane.completed_at = COMPLETED, RECOVERED, now
         state._event("recovered", lane, trade.trade_id, level=level, profit=str(trade.profit))
     elif result == DRAW:
         state._event("draw", lane, trade.trade_id, level=level)
-    elif at_last_level(level, lane.max_level):
+    elif at_last_level(level, lane.max_level) or past_max_stake:
         lane.status, lane.outcome, lane.completed_at = COMPLETED, EXHAUSTED, now
-        state._event("exhausted", lane, trade.trade_id, level=level, total_invested=str(lane.total_invested))
+        state.exhausted_in_window += 1
+        why = {"reason": "max_stake", "next_amount": str(stakes[level + 1])} if past_max_stake else {}
+        state._event("exhausted", lane, trade.trade_id, level=level, total_invested=str(lane.total_invested), **why)
     else:
         lane.current_level = level + 1
-        lane.current_amount = stake_at(lane.base_amount, lane.multiplier, lane.current_level)
+        lane.current_amount = stakes[lane.current_level]
         state._event("advanced", lane, trade.trade_id, level=lane.current_level, amount=str(lane.current_amount))
 
 

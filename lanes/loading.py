@@ -5,8 +5,9 @@
    trade id, the account is found by a subquery on the trade, so the lock comes first.
 2. Once the lock is granted, one plain ``UNION ALL`` of rows (``_state_sql``): the account's
    queued and open trades, the trade the call names, its active lanes, one row per lane created
-   since the start of its day (the daily limit) and its latest opening, aligned on shared columns
-   (``STATE_COLUMNS``). Plain reads lock nothing (a join to the trades did, through an index
+   since the start of its day (the daily limit), its latest opening, its active locks (SPEC §11)
+   and, while a circuit breaker is on, today's settled profit and the lanes exhausted within the
+   breaker's window, aligned on shared columns (``STATE_COLUMNS``). Plain reads lock nothing (a join to the trades did, through an index
    covering every account's open trades, and deadlocked one account with another), and under
    READ COMMITTED they see every change committed before the lock was granted
    (tests/lanes/test_loading.py holds MariaDB to both).
@@ -22,7 +23,7 @@ the process's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
@@ -33,7 +34,7 @@ from django.utils import timezone
 from . import engine
 from .adapters import SETTINGS_FIELDS, TRADE_FIELDS, engine_account, engine_trade
 from .fields import JSONListTextField
-from .models import Account, Lane, Trade
+from .models import Account, AccountLock, Lane, Trade
 from .statements import PreparedValues
 
 ACCOUNT_FIELDS = [f.attname for f in Account._meta.concrete_fields]
@@ -55,6 +56,11 @@ def today_start(now: datetime) -> datetime:
     """Midnight of ``now``'s day in the project's TIME_ZONE (the day of max_daily_lanes)."""
     local = timezone.localtime(now)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def today_end(now: datetime) -> datetime:
+    """The next midnight after ``now`` in the project's TIME_ZONE (a daily breaker's lock ends then)."""
+    return today_start(now) + timedelta(days=1)  # wall-clock arithmetic: the zone gives the offset
 
 
 class LockedNow(Func):
@@ -131,9 +137,26 @@ STATE_COLUMNS = [  # (a trade's field, a lane's field)
     ("amount", "base_amount"), ("requested_payout", "current_amount"), ("expected_payout", "multiplier"),
     ("payout", "total_invested"), ("profit", "total_potential_payout"), ("max_wait_seconds", "max_level"),
     ("requested_at", "created_at"), ("opened_at", "updated_at"), ("settled_at", "completed_at"),
-    ("expires_at", "last_assigned_at"), (None, "trade_ids"),
+    ("expires_at", "last_assigned_at"), (None, "trade_ids"), (None, "ladder_mode"), (None, "payout_rate"),
+    (None, "net_profit"),
 ]
 TIME_COLUMN = 1 + [pair[0] for pair in STATE_COLUMNS].index("requested_at")  # where "c" and "o" put theirs
+
+
+def _position(name: str) -> int:
+    """Where a trade's (else a lane's) field is in a state row."""
+    trade_names = [pair[0] for pair in STATE_COLUMNS]
+    return 1 + (trade_names.index(name) if name in trade_names else [pair[1] for pair in STATE_COLUMNS].index(name))
+
+
+# A lock ("k") in the columns of like types: lock_id where a lane_id goes, reason where a symbol,
+# created_at and locked_until where the times, the note in the text column.
+LOCK_COLUMNS = {
+    "id": _position("id"), "lock_id": _position("requested_by"), "reason": _position("symbol"),
+    "created_at": _position("requested_at"), "locked_until": _position("opened_at"), "note": _position("trade_ids"),
+}
+PROFIT_COLUMN = _position("profit")  # today's settled profit ("p")
+COUNT_COLUMN = _position("level")  # lanes exhausted within the window ("x")
 TRADE_CONVERTERS = [
     (i, name, _converter(Trade._meta.get_field(name))) for i, (name, _) in enumerate(STATE_COLUMNS, 1) if name
 ]
@@ -146,9 +169,10 @@ assert {name for _, name, _ in TRADE_CONVERTERS} == set(TRADE_COLUMNS)
 assert {name for _, name, _ in LANE_CONVERTERS} == {f.attname for f in LANE_FIELDS}
 
 
-def _state_sql(connection, named: bool) -> str:
+def _state_sql(connection, named: bool, breakers: bool) -> str:
     quote = connection.ops.quote_name
     trades, lanes = quote(Trade._meta.db_table), quote(Lane._meta.db_table)
+    locks = quote(AccountLock._meta.db_table)
 
     def select(tag: str, table: str, columns: list[str], where: str) -> str:
         return f"SELECT '{tag}', {', '.join(columns)} FROM {table} WHERE {where}"
@@ -157,7 +181,12 @@ def _state_sql(connection, named: bool) -> str:
         return [quote(model._meta.get_field(pair[index]).column) if pair[index] else "NULL" for pair in STATE_COLUMNS]
 
     def one_time(expression: str) -> list[str]:
-        return [expression if i == TIME_COLUMN else "NULL" for i in range(1, len(STATE_COLUMNS) + 1)]
+        return placed({TIME_COLUMN: expression})
+
+    def placed(columns: dict[int, str]) -> list[str]:
+        return [columns.get(i, "NULL") for i in range(1, len(STATE_COLUMNS) + 1)]
+
+    lock_columns = placed({place: quote(AccountLock._meta.get_field(name).column) for name, place in LOCK_COLUMNS.items()})
 
     parts = [select("t", trades, side(Trade, 0), f"account_id = %s AND status IN ({LIVE_SQL})")]
     if named:
@@ -166,11 +195,20 @@ def _state_sql(connection, named: bool) -> str:
         select("l", lanes, side(Lane, 1), f"account_name = %s AND status = '{engine.ACTIVE}'"),
         select("c", lanes, ["NULL"] * len(STATE_COLUMNS), "account_name = %s AND created_at >= %s"),
         select("o", trades, one_time("MAX(opened_at)"), "account_id = %s"),
+        select("k", locks, lock_columns, "account_id = %s AND released_at IS NULL AND locked_until > %s"),
     ]
+    if breakers:
+        parts += [
+            select("p", trades, placed({PROFIT_COLUMN: "SUM(profit)"}), "account_id = %s AND settled_at >= %s"),
+            select(
+                "x", lanes, placed({COUNT_COLUMN: "COUNT(*)"}),
+                f"account_name = %s AND outcome = '{engine.EXHAUSTED}' AND completed_at >= %s",
+            ),
+        ]
     return " UNION ALL ".join(parts)
 
 
-_STATE_SQL: dict[tuple[str, bool], str] = {}
+_STATE_SQL: dict[tuple[str, bool, bool], str] = {}
 
 
 @dataclass
@@ -179,20 +217,32 @@ class _State:
     lanes: list[engine.Lane]
     created_today: int
     last_open: Optional[datetime]
+    locks: list[engine.Lock] = field(default_factory=list)
+    profit_today: Decimal = engine.ZERO
+    exhausted_in_window: int = 0
 
 
-def _state_rows(account: Account, trade_id: Optional[str], today: datetime) -> _State:
+def _state_rows(
+    account: Account, trade_id: Optional[str], today: datetime, now: datetime, settings: engine.Settings
+) -> _State:
     connection = connections[Account.objects.db]
-    key = (connection.vendor, trade_id is not None)
-    sql = _STATE_SQL.get(key) or _STATE_SQL.setdefault(key, _state_sql(connection, trade_id is not None))
+    breakers = settings.breakers_on
+    key = (connection.vendor, trade_id is not None, breakers)
+    sql = _STATE_SQL.get(key) or _STATE_SQL.setdefault(key, _state_sql(connection, trade_id is not None, breakers))
+    adapt = connection.ops.adapt_datetimefield_value
     params = [
         account.pk,
         *((trade_id, account.pk) if trade_id is not None else ()),
         account.worker_name,
         account.worker_name,
-        connection.ops.adapt_datetimefield_value(today),
+        adapt(today),
         account.pk,
+        account.pk,
+        adapt(now),
     ]
+    if breakers:
+        window_start = now - timedelta(hours=settings.exhausted_window_hours)
+        params += [account.pk, adapt(today), account.worker_name, adapt(window_start)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -209,6 +259,22 @@ def _state_rows(account: Account, trade_id: Optional[str], today: datetime) -> _
             state.lanes.append(_lane({name: None if row[i] is None else convert(row[i]) for i, name, convert in LANE_CONVERTERS}))
         elif tag == "c":
             state.created_today += 1
+        elif tag == "k":
+            state.locks.append(
+                engine.Lock(
+                    lock_id=row[LOCK_COLUMNS["lock_id"]],
+                    reason=row[LOCK_COLUMNS["reason"]],
+                    created_at=_datetime(row[LOCK_COLUMNS["created_at"]]),
+                    locked_until=_datetime(row[LOCK_COLUMNS["locked_until"]]),
+                    note=row[LOCK_COLUMNS["note"]] or "",
+                    pk=int(row[LOCK_COLUMNS["id"]]),
+                )
+            )
+        elif tag == "p":
+            if row[PROFIT_COLUMN] is not None:
+                state.profit_today = Decimal(str(row[PROFIT_COLUMN])).quantize(engine.CENT)
+        elif tag == "x":
+            state.exhausted_in_window = int(row[COUNT_COLUMN] or 0)
         elif row[TIME_COLUMN] is not None:
             state.last_open = _datetime(row[TIME_COLUMN])
     return state
@@ -232,6 +298,9 @@ def _lane(values: dict) -> engine.Lane:
         outcome=values["outcome"],
         last_assigned_at=values["last_assigned_at"],
         pk=values["id"],
+        ladder_mode=values["ladder_mode"],
+        payout_rate=values["payout_rate"],
+        net_profit=values["net_profit"],
     )
 
 
@@ -244,6 +313,7 @@ class Loaded:
     rows: dict[str, Trade]
     now: datetime
     lane_rows: dict[str, Lane] = field(default_factory=dict)
+    lock_rows: dict[str, AccountLock] = field(default_factory=dict)
 
 
 def lock_and_load(
@@ -273,7 +343,7 @@ def lock_and_load(
         else engine.Settings(**{name: first[f"trading_settings__{name}"] for name in SETTINGS_FIELDS})
     )
     today = today_start(now)
-    read = _state_rows(account, trade_id, today)
+    read = _state_rows(account, trade_id, today, now, settings)
     trades = read.trades
     state = engine.AccountState(
         account=engine_account(account),
@@ -282,5 +352,9 @@ def lock_and_load(
         trades={trade.trade_id: engine_trade(trade) for trade in trades},
         last_open=read.last_open,
         lanes_created_today=read.created_today,
+        locks=read.locks,
+        profit_today=read.profit_today,
+        day_end=today_end(now),
+        exhausted_in_window=read.exhausted_in_window,
     )
     return Loaded(account, state, {trade.trade_id: trade for trade in trades}, now)

@@ -11,7 +11,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from .fields import JSONListTextField
-from .ranges import ACCOUNT_DEFAULTS
+from .ranges import ACCOUNT_DEFAULTS, LADDER_MODES, LOCK_NOTE_MAX, MULTIPLIER_MODE
 
 
 class Account(models.Model):
@@ -98,6 +98,13 @@ class Lane(models.Model):
     # The project's columns.
     outcome = models.CharField(max_length=20, choices=LaneOutcome.choices, null=True, blank=True)
     last_assigned_at = models.DateTimeField(null=True, blank=True)
+    # SPEC §11: the ladder mode and payout rate copied at creation (payout_rate NULL: a lane from
+    # before), and the profit of its settled trades, the base trade that opened it included.
+    ladder_mode = models.CharField(
+        max_length=10, choices=[(mode, mode) for mode in LADDER_MODES], default=MULTIPLIER_MODE, db_default=MULTIPLIER_MODE
+    )
+    payout_rate = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True)
+    net_profit = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00"))
 
     class Meta:
         db_table = "martingale_lanes"
@@ -108,6 +115,8 @@ class Lane(models.Model):
             models.Index(fields=["status", "updated_at"], name="lane_status_updated_idx"),
             # The statistics read the lanes created in the few minutes at each end of their window.
             models.Index(fields=["created_at"], name="lane_created_idx"),
+            # The exhausted-lanes breaker counts an account's lanes exhausted within a window.
+            models.Index(fields=["account_name", "outcome", "completed_at"], name="lane_account_outcome_idx"),
         ]
 
     def __str__(self):
@@ -199,6 +208,8 @@ class LaneEventKind(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
     NOT_CREATED = "not_created", "Lane not created"
     SETTLED_BY_HAND = "settled_by_hand", "Result entered by hand"
+    LOCKED = "locked", "Account locked"
+    UNLOCKED = "unlocked", "Account lock released"
 
 
 class LaneEvent(models.Model):
@@ -233,6 +244,35 @@ class LaneEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("lane events are append-only")
+
+
+class LockReason(models.TextChoices):
+    DAILY_STOP_LOSS = "daily_stop_loss", "Daily stop-loss"
+    DAILY_TAKE_PROFIT = "daily_take_profit", "Daily take-profit"
+    EXHAUSTED_LANES = "exhausted_lanes", "Exhausted lanes"
+    MANUAL = "manual", "Paused by hand"
+
+
+class AccountLock(models.Model):
+    """A pause of an account's new trades (SPEC §11), set by a circuit breaker or by hand: active
+    while ``locked_until`` is in the future and it is not released."""
+
+    lock_id = models.CharField(max_length=100, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="locks")
+    reason = models.CharField(max_length=20, choices=LockReason.choices)
+    created_at = models.DateTimeField()
+    locked_until = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.CharField(max_length=150, blank=True, default="")
+    note = models.CharField(max_length=LOCK_NOTE_MAX, blank=True, default="")
+
+    class Meta:
+        db_table = "martingale_account_locks"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "locked_until"], name="lock_account_until_idx")]
+
+    def __str__(self):
+        return f"{self.reason} lock of {self.account_id} until {self.locked_until:%Y-%m-%d %H:%M:%S}"
 
 
 class ApiToken(models.Model):

@@ -126,7 +126,28 @@ class Choice:
         return value
 
 
-Field = Flag | Whole | Amount | Choice
+@dataclass(frozen=True)
+class Off:
+    """A setting that may be off (SPEC §11): None, JSON's null, or the text "off" (or nothing, as
+    an empty form box gives it); otherwise ``inner``'s value and rules."""
+
+    inner: Whole | Amount
+    help: str = ""
+    default: None = None
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()} or off"
+
+    def clean(self, value: Any, *, from_text: bool = False) -> Any:
+        if value is None or (from_text and isinstance(value, str) and value.strip().lower() in ("", "off")):
+            return None
+        try:
+            return self.inner.clean(value, from_text=from_text)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or off (null)") from None
+
+
+Field = Flag | Whole | Amount | Choice | Off
 
 
 def money(low: str, default: str | None, help: str = "") -> Amount:
@@ -146,6 +167,33 @@ SETTINGS: dict[str, Field] = {
     "max_daily_lanes": Whole(1, 50, 10, "New lanes a day (the TIME_ZONE day)."),
 }
 SETTINGS_DEFAULTS: dict[str, Any] = {name: field.default for name, field in SETTINGS.items()}
+
+# The risk guard of SPEC §11 (trading_settings' appended columns), edited beside the six.
+MULTIPLIER_MODE, RECOVER_MODE = "multiplier", "recover"
+LADDER_MODES = (MULTIPLIER_MODE, RECOVER_MODE)
+LOCK_MINUTES = Whole(1, 10080, 60, "Minutes an account stays locked (a breaker's or a pause by hand).")
+RISK_SETTINGS: dict[str, Field] = {
+    "ladder_mode": Choice(
+        LADDER_MODES, MULTIPLIER_MODE,
+        "multiplier: stake × multiplier per level; recover: the smallest stake whose win at the payout rate "
+        "returns the lane's losses plus the base trade's profit.",
+    ),
+    "max_stake": Off(money("0.01", None), "No stake above this: a lane whose next stake would pass it is exhausted."),
+    "max_exposure": Off(
+        money("0.01", None), "A lane is created only if the account's exposure stays within this."
+    ),
+    "daily_stop_loss": Off(money("0.01", None), "Lock the account until midnight once today's loss reaches this."),
+    "daily_take_profit": Off(money("0.01", None), "Lock the account until midnight once today's profit reaches this."),
+    "max_exhausted_lanes": Off(
+        Whole(1, 50, None), "Lock the account for lock_minutes once this many lanes were exhausted within the window."
+    ),
+    "exhausted_window_hours": Whole(1, 168, 24, "The window of max_exhausted_lanes, in hours."),
+    "lock_minutes": LOCK_MINUTES,
+}
+RISK_DEFAULTS: dict[str, Any] = {name: field.default for name, field in RISK_SETTINGS.items()}
+# Every setting of trading_settings: the six of SPEC §2 and the risk guard's.
+ALL_SETTINGS: dict[str, Field] = {**SETTINGS, **RISK_SETTINGS}
+ALL_SETTINGS_DEFAULTS: dict[str, Any] = {**SETTINGS_DEFAULTS, **RISK_DEFAULTS}
 
 # The account's configuration (SPEC §1: the accounts table and the project's columns).
 ACCOUNT: dict[str, Field] = {
@@ -172,6 +220,9 @@ RESULTS = ("win", "loss", "draw")
 MAX_WAIT_SECONDS = Whole(0, 3600, 60, "Seconds a request may wait in the queue; 0 = open now or refuse.")
 EXPECTED_PAYOUT = money("0.01", None, "What a win would return, stake included; default stake × (1 + payout_rate).")
 PAYOUT = money("0.00", None, "What the broker returned: a win's default is the expected payout, a loss's 0, a draw's the stake.")
+
+# A pause by hand (SPEC §11).
+LOCK_NOTE_MAX = 200
 
 # Reads (SPEC §9).
 STATS_DAYS = Whole(1, 365, 7, "The last N × 24 hours.")

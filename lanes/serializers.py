@@ -10,8 +10,10 @@ from typing import Any, Optional
 
 from settings_app.models import TradingSettings
 
-from .models import Account, Lane, LaneEvent, Trade
-from .ranges import SETTINGS_DEFAULTS
+from . import engine
+from .adapters import engine_lane
+from .models import Account, AccountLock, Lane, LaneEvent, Trade
+from .ranges import ALL_SETTINGS_DEFAULTS, RISK_SETTINGS, Amount, Off
 
 
 def money(value: Optional[Decimal]) -> Optional[str]:
@@ -47,8 +49,15 @@ def trade_json(trade: Trade, *, account_name: str, queue_position: Optional[int]
     }
 
 
+def lane_remaining_risk(lane: Lane) -> Decimal:
+    """engine.remaining_risk of a lane row, within its account's max_stake (the selectors read it
+    beside the lane as ``account_max_stake``)."""
+    return engine.remaining_risk(engine_lane(lane), getattr(lane, "account_max_stake", None))
+
+
 def lane_json(lane: Lane, *, open_trade_id: Optional[str] = None) -> dict[str, Any]:
-    """Every martingale_lanes column (trade_ids as a list) plus outcome and open_trade_id."""
+    """Every martingale_lanes column (trade_ids as a list) plus outcome, open_trade_id and the
+    risk guard's remaining_risk (SPEC §9, §11)."""
     return {
         "id": lane.pk,
         "lane_id": lane.lane_id,
@@ -68,6 +77,24 @@ def lane_json(lane: Lane, *, open_trade_id: Optional[str] = None) -> dict[str, A
         "completed_at": iso(lane.completed_at),
         "outcome": lane.outcome,
         "open_trade_id": open_trade_id if open_trade_id is not None else getattr(lane, "open_trade_id", None),
+        "ladder_mode": lane.ladder_mode,
+        "payout_rate": None if lane.payout_rate is None else f"{lane.payout_rate:.4f}",
+        "net_profit": money(lane.net_profit),
+        "remaining_risk": money(lane_remaining_risk(lane)),
+    }
+
+
+def lock_json(lock: AccountLock, *, account_name: str, now: datetime) -> dict[str, Any]:
+    return {
+        "lock_id": lock.lock_id,
+        "account": account_name,
+        "reason": lock.reason,
+        "created_at": iso(lock.created_at),
+        "locked_until": iso(lock.locked_until),
+        "released_at": iso(lock.released_at),
+        "released_by": lock.released_by,
+        "note": lock.note,
+        "active": lock.released_at is None and now < lock.locked_until,
     }
 
 
@@ -82,9 +109,17 @@ def event_json(event: LaneEvent) -> dict[str, Any]:
     }
 
 
+MONEY_SETTINGS = tuple(
+    name for name, field in RISK_SETTINGS.items() if isinstance(field, Off) and isinstance(field.inner, Amount)
+)
+
+
 def settings_json(account_name: str, row: Optional[TradingSettings]) -> dict[str, Any]:
-    """The six trading settings of an account (the defaults without a row)."""
-    values = {name: getattr(row, name) for name in SETTINGS_DEFAULTS} if row else dict(SETTINGS_DEFAULTS)
+    """The trading settings of an account, the six of SPEC §2 and the risk guard's of §11 (the
+    defaults without a row); an amount that is off is null."""
+    values = {name: getattr(row, name) for name in ALL_SETTINGS_DEFAULTS} if row else dict(ALL_SETTINGS_DEFAULTS)
+    for name in MONEY_SETTINGS:
+        values[name] = money(values[name])
     return {"account": account_name, **values}
 
 

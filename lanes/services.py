@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from settings_app.models import TradingSettings
 from settings_app.validation import check_stake_fits, clean_account_fields, clean_trading_settings
@@ -31,10 +32,10 @@ from . import engine
 from .adapters import TRADE_FIELDS, engine_account, engine_trade
 from .faults import retried
 from .loading import Forbidden, Loaded, NotFound, lock_and_load, today_start  # noqa: F401 (services.* names)
-from .models import Account, ApiToken, Lane, LaneEvent, Trade
-from .ranges import InvalidInput
+from .models import Account, AccountLock, ApiToken, Lane, LaneEvent, Trade
+from .ranges import LOCK_MINUTES, InvalidInput
 from .statements import PreparedRowWrites, PreparedValues
-from .validation import clean_account_name
+from .validation import clean, clean_account_name, clean_note
 
 logger = logging.getLogger("lanes")
 
@@ -62,7 +63,7 @@ Authorize = Optional[Callable[[str], bool]]
 
 LANE_UPDATE_FIELDS = [
     "status", "current_level", "current_amount", "total_invested", "total_potential_payout",
-    "trade_ids", "updated_at", "completed_at", "outcome", "last_assigned_at",
+    "trade_ids", "updated_at", "completed_at", "outcome", "last_assigned_at", "net_profit",
 ]
 
 
@@ -91,6 +92,23 @@ def _lane_row(account: Account, lane: engine.Lane, now: datetime) -> Lane:
         completed_at=lane.completed_at,
         outcome=lane.outcome,
         last_assigned_at=lane.last_assigned_at,
+        ladder_mode=lane.ladder_mode,
+        payout_rate=lane.payout_rate,
+        net_profit=lane.net_profit,
+    )
+
+
+def _lock_row(account: Account, lock: engine.Lock) -> AccountLock:
+    return AccountLock(
+        pk=lock.pk,
+        lock_id=lock.lock_id,
+        account=account,
+        reason=lock.reason,
+        created_at=lock.created_at,
+        locked_until=lock.locked_until,
+        released_at=lock.released_at,
+        released_by=lock.released_by,
+        note=lock.note,
     )
 
 
@@ -120,6 +138,17 @@ def _save(loaded: Loaded, actor: str) -> dict[str, Lane]:
         else:
             TRADE_WRITES.update(row)
         rows[trade_id] = row
+    for lane_id, profit in state.late_lane_profits:
+        Lane.objects.filter(lane_id=lane_id).update(net_profit=F("net_profit") + profit)
+    for lock in state.locks:
+        if lock.lock_id in state.dirty_locks:
+            row = _lock_row(account, lock)
+            if lock.pk is None:
+                row.save(force_insert=True)
+                lock.pk = row.pk
+            else:
+                row.save(update_fields=["released_at", "released_by"])
+            loaded.lock_rows[lock.lock_id] = row
     if state.account_dirty:
         Account.objects.filter(pk=account.pk).update(
             legacy_consecutive_losses=state.account.legacy_losses, last_updated=now
@@ -189,6 +218,8 @@ def _outcome(loaded: Loaded, trade_id: str, **extra) -> TradeOutcome:
             created = LaneEvent.objects.filter(kind="created", trade_id=trade_id).select_related("lane").first()
             lane_row = created.lane if created else None
     open_trade = state.open_trade_of(lane_row.lane_id) if lane_row is not None else None
+    if lane_row is not None:
+        lane_row.account_max_stake = state.settings.max_stake  # its remaining risk's bound (serializers)
     return TradeOutcome(
         trade=loaded.rows[trade_id],
         queue_position=state.queue_position(trade_id),
@@ -331,6 +362,61 @@ def account_emergency_stop(*, account_name: str, actor: str) -> TradingSettings:
     return settings_update(account_name=account_name, actor=actor, values={"auto_create_lanes": False})
 
 
+# --- Locks (SPEC §11) -----------------------------------------------------------------------------
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@retried
+def account_lock(
+    *, account_name: str, minutes: Any, note: str = "", actor: str, authorize: Authorize = None,
+    now: Optional[datetime] = None, from_text: bool = False,
+) -> AccountLock:
+    """Pause an account by hand for ``minutes``: no new trade opens until it ends or is released."""
+    minutes = clean(LOCK_MINUTES, minutes, "minutes", from_text=from_text)
+    try:
+        note = clean_note(note)
+    except ValueError as exc:
+        raise InvalidInput({"note": str(exc)}) from None
+    with transaction.atomic():
+        loaded = lock_and_load(now, account_name=account_name, authorize=authorize)
+        lock = _change(
+            loaded, lambda s, at: engine.lock_account(s, minutes, note, at, _new_id()), f"locking account {account_name}"
+        )
+        _save(loaded, actor)
+        return loaded.lock_rows[lock.lock_id]
+
+
+@retried
+def lock_release(
+    *, lock_id: str, actor: str, authorize: Authorize = None, now: Optional[datetime] = None
+) -> AccountLock:
+    """End one lock at once (a lock already released or ended is answered as it is); the
+    account's queue is served."""
+    row = AccountLock.objects.select_related("account").filter(lock_id=lock_id).first()
+    if row is None or (authorize is not None and not authorize(row.account.worker_name)):
+        raise NotFound(f"lock {lock_id} not found")
+    with transaction.atomic():
+        loaded = lock_and_load(now, account_name=row.account.worker_name, authorize=authorize)
+        _change(
+            loaded, lambda s, at: engine.release_locks(s, at, actor, lock_id=lock_id), f"releasing lock {lock_id}"
+        )
+        _save(loaded, actor)
+        return loaded.lock_rows.get(lock_id) or AccountLock.objects.select_related("account").get(lock_id=lock_id)
+
+
+@retried
+def account_unlock(*, account_name: str, actor: str, now: Optional[datetime] = None) -> list[AccountLock]:
+    """End every active lock of an account at once; the queue is served."""
+    with transaction.atomic():
+        loaded = lock_and_load(now, account_name=account_name)
+        released = _change(loaded, lambda s, at: engine.release_locks(s, at, actor), f"unlocking account {account_name}")
+        _save(loaded, actor)
+        return [loaded.lock_rows[lock.lock_id] for lock in released]
+
+
 # --- Settings and accounts ---------------------------------------------------------------------
 
 
@@ -380,7 +466,12 @@ def account_configure(
         account = loaded.account
         for name, value in account_values.items():
             setattr(account, name, value)
-        check_stake_fits(account.base_amount, account.martingale_multiplier, account.martingale_max_level, account.payout_rate)
+        current = loaded.state.settings
+        check_stake_fits(
+            account.base_amount, account.martingale_multiplier, account.martingale_max_level, account.payout_rate,
+            ladder_mode=settings_values.get("ladder_mode", current.ladder_mode),
+            max_stake=settings_values["max_stake"] if "max_stake" in settings_values else current.max_stake,
+        )
         if account_values:
             account.save(update_fields=[*account_values, "last_updated"])
         row = None
@@ -404,7 +495,7 @@ def account_configure(
 
 
 def settings_update(*, account_name: str, values: dict, actor: str, from_text: bool = False) -> TradingSettings:
-    """Validate and save any of the six settings; the row is created on first write."""
+    """Validate and save any of the trading settings (SPEC §2, §11); the row is created on first write."""
     change = account_configure(account_name=account_name, settings_values=values, actor=actor, from_text=from_text)
     return change.settings or TradingSettings.objects.get(account_name=account_name)
 

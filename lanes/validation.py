@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 from . import engine
 from .ranges import (
-    DIRECTIONS, EXPECTED_PAYOUT, ID_CHARS, ID_MAX, MAX_WAIT_SECONDS, PAYOUT, RESULTS, SYMBOL_CHARS,
+    DIRECTIONS, EXPECTED_PAYOUT, ID_CHARS, ID_MAX, LOCK_NOTE_MAX, MAX_WAIT_SECONDS, PAYOUT, RESULTS, SYMBOL_CHARS,
     SYMBOL_MAX, Field, InvalidInput,
 )
 
@@ -40,6 +40,16 @@ def clean_symbol(value: Any, field: str = "symbol") -> str:
 
 def clean_trade_id(value: Any, field: str = "trade_id") -> str:
     return _text(value, field, ID_RE, ID_RULE)
+
+
+def clean_note(value: Any) -> str:
+    """A lock's note (SPEC §11): text of at most LOCK_NOTE_MAX characters, none is ""; raises
+    ValueError with the message every interface shows."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > LOCK_NOTE_MAX:
+        raise ValueError(f"must be a string of at most {LOCK_NOTE_MAX} characters")
+    return value.strip()
 
 
 def clean(field_spec: Field, value: Any, field: str, *, from_text: bool = False) -> Any:

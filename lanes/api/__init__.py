@@ -14,7 +14,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from . import accounts, errors, lanes, service, trades
+from . import accounts, errors, lanes, locks, service, trades
 from .auth import bearerAuth
 from .schemas import Error
 
@@ -69,18 +69,21 @@ ENGINE = (
 REFUSED = {
     "requestTrade": (
         "busy (no slot now and max_wait_seconds is 0; see retry_after and the Retry-After header), "
-        "account_disabled, or conflict (the trade_id exists with other fields)",
-        {"Retry-After": _retry_after("busy only", required=False)},
+        "account_disabled, account_locked (a circuit breaker or a pause by hand locked the account: see reason, "
+        "locked_until, retry_after and the Retry-After header; nothing was stored), or conflict (the trade_id "
+        "exists with other fields)",
+        {"Retry-After": _retry_after("busy and account_locked only", required=False)},
     ),
     "reportResult": ("The trade is settled with another result, or is queued, expired or cancelled", {}),
     "cancelTrade": ("The trade is already settled or expired", {}),
     "completeLane": ("The lane is already finished", {}),
 }
 NAMES_ACCOUNT = {"requestTrade", "getAccount", "updateAccount", "getSettings", "updateSettings", "getAccountStatus",
-                 "getAccountStats", "listLanes"}
+                 "getAccountStats", "listLanes", "listLocks", "lockAccount"}
 NAMES_OBJECT = {"requestTrade", "getTrade", "reportResult", "cancelTrade", "getLane", "completeLane", "getAccount",
-                "updateAccount", "getSettings", "updateSettings", "getAccountStatus", "getAccountStats"}
-CHANGES_LANES = {"reportResult", "cancelTrade", "completeLane", "updateAccount"}
+                "updateAccount", "getSettings", "updateSettings", "getAccountStatus", "getAccountStats", "listLocks",
+                "lockAccount", "releaseLock"}
+CHANGES_LANES = {"reportResult", "cancelTrade", "completeLane", "updateAccount", "lockAccount", "releaseLock"}
 LOCATION = {"Location": {"schema": {"type": "string"}, "description": "the trade's URL"}}
 
 
@@ -154,7 +157,7 @@ api = MartingaleAPI(
     openapi_url="/openapi.json",
     docs_url="/docs",
 )
-for module in (trades, lanes, accounts, service):
+for module in (trades, lanes, accounts, locks, service):
     api.add_router("", module.router)
 
 

@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from ninja import Query, Router
 
 from .. import selectors, services
-from ..ranges import ACCOUNT, SETTINGS, STATS_DAYS, InvalidInput
+from ..ranges import ACCOUNT, ALL_SETTINGS, STATS_DAYS, InvalidInput
 from ..serializers import account_json, settings_json
 from .auth import actor, check_account
 from .params import known_query
@@ -57,7 +57,7 @@ def update_account(request, account: AccountName, body: AccountPatch):
     "/accounts/{account}/settings",
     response=Settings,
     operation_id="getSettings",
-    summary="The account's six trading settings (the defaults when it has none stored)",
+    summary="The account's trading settings: the six of lanes and the risk guard's (the defaults when it has none stored)",
 )
 def get_settings(request, account: AccountName):
     check_account(request, account)
@@ -65,10 +65,15 @@ def get_settings(request, account: AccountName):
     return JsonResponse(selectors.settings_get(account_name=account))
 
 
-@router.patch("/accounts/{account}/settings", response=Settings, operation_id="updateSettings", summary="Change any of the six settings; all or nothing")
+@router.patch(
+    "/accounts/{account}/settings",
+    response=Settings,
+    operation_id="updateSettings",
+    summary="Change any of the trading settings, the risk guard's included (null = off); all or nothing",
+)
 def update_settings(request, account: AccountName, body: SettingsPatch):
     check_account(request, account)
-    row = services.settings_update(account_name=account, values=_given(body, SETTINGS), actor=actor(request))
+    row = services.settings_update(account_name=account, values=_given(body, ALL_SETTINGS), actor=actor(request))
     return JsonResponse(settings_json(account, row))
 
 

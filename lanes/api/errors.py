@@ -144,6 +144,11 @@ def answer(exc: Exception) -> Optional[JsonResponse]:
         return error_response(
             409, "busy", exc.message, retry_after=exc.retry_after, headers={"Retry-After": str(exc.retry_after)}
         )
+    if isinstance(exc, engine.AccountLocked):
+        return error_response(
+            409, exc.code, exc.message, retry_after=exc.retry_after, locked_until=exc.locked_until.isoformat(),
+            lock_id=exc.lock.lock_id, reason=exc.lock.reason, headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, engine.Refused):  # Conflict, AccountDisabled
         return error_response(409, exc.code, exc.message)
     if isinstance(exc, DatabaseError) and faults.classify(exc) is not None:

@@ -16,12 +16,13 @@ from ninja import Schema
 from pydantic import BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
 
 from .. import engine
-from ..models import Direction, LaneEventKind, LaneOutcome, LaneStatus, TradeKind, TradeStatus
+from ..models import Direction, LaneEventKind, LaneOutcome, LaneStatus, LockReason, TradeKind, TradeStatus
 from ..ranges import (
-    ACCOUNT, DIRECTIONS, EXPECTED_PAYOUT, ID_MAX, LANE_LIST_LIMIT, MAX_WAIT_SECONDS, PAYOUT, RESULTS, SETTINGS,
-    STATS_DAYS, SYMBOL_MAX, Amount, Choice, Flag, Whole,
+    ACCOUNT, ALL_SETTINGS, DIRECTIONS, EXPECTED_PAYOUT, ID_MAX, LADDER_MODES, LANE_LIST_LIMIT, LOCK_MINUTES,
+    LOCK_NOTE_MAX, MAX_WAIT_SECONDS, PAYOUT, RESULTS, RISK_SETTINGS, SETTINGS, STATS_DAYS, SYMBOL_MAX, Amount, Choice,
+    Flag, Off, Whole,
 )
-from ..validation import ID_RE, SYMBOL_RE, clean_account_name, clean_symbol, clean_trade_id
+from ..validation import ID_RE, SYMBOL_RE, clean_account_name, clean_note, clean_symbol, clean_trade_id
 
 # --- Amount strings: a pattern that states the range ------------------------------------------------
 
@@ -112,6 +113,12 @@ def _cleaner(clean: Callable[[Any], Any]) -> BeforeValidator:
 
 
 def _schema_of(spec, description: str = "") -> dict:
+    if isinstance(spec, Off):
+        schema = _schema_of(spec.inner, description or spec.help)
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        schema["type"] = [*types, "null"]
+        schema["description"] += " null = off."
+        return schema
     if isinstance(spec, Flag):
         schema: dict = {"type": "boolean"}
     elif isinstance(spec, Whole):
@@ -166,6 +173,7 @@ AccountName = _text(clean_account_name, ID_RE, ID_MAX, "the account's worker_nam
 Symbol = _text(clean_symbol, SYMBOL_RE, SYMBOL_MAX, "the traded symbol, e.g. EURUSD")
 TradeId = _text(clean_trade_id, ID_RE, ID_MAX, "the client's id of the trade")
 LaneId = _text(lambda value: clean_trade_id(value, "lane_id"), ID_RE, ID_MAX, "the lane's lane_id")
+LockId = _text(lambda value: clean_trade_id(value, "lock_id"), ID_RE, ID_MAX, "the lock's lock_id")
 NullableDirection = Optional[ranged(Choice(DIRECTIONS, None), str, "call or put")]
 
 
@@ -213,8 +221,12 @@ class CompleteRequest(Body):
 def _patch(spec: dict, name: str) -> type[Body]:
     """A PATCH body: any of ``spec``'s fields, at least one."""
     kinds = {Flag: bool, Whole: int, Choice: str, Amount: Decimal}
-    # Absent, not null: a setting cannot be unset.
-    fields = {key: (ranged(field, kinds[type(field)]), None) for key, field in spec.items()}
+
+    def kind(field) -> type:
+        return Optional[kinds[type(field.inner)]] if isinstance(field, Off) else kinds[type(field)]
+
+    # Absent, not null: a setting cannot be unset (but one that may be off is off as null).
+    fields = {key: (ranged(field, kind(field)), None) for key, field in spec.items()}
     annotations = {key: annotation for key, (annotation, _) in fields.items()}
     return type(
         name,
@@ -227,7 +239,7 @@ def _patch(spec: dict, name: str) -> type[Body]:
     )
 
 
-SettingsPatch = _patch(SETTINGS, "SettingsPatch")
+SettingsPatch = _patch(ALL_SETTINGS, "SettingsPatch")
 AccountPatch = type(
     "AccountPatch",
     (_patch(ACCOUNT, "AccountFields"),),
@@ -288,6 +300,12 @@ class Trade(Answer):
     )
 
 
+NullableMoney = Annotated[
+    Optional[str],
+    WithJsonSchema({"type": ["string", "null"], "pattern": r"^-?[0-9]+\.[0-9]{2}$", "description": "null = off"}),
+]
+
+
 class Lane(Answer):
     id: int
     lane_id: str
@@ -307,6 +325,15 @@ class Lane(Answer):
     completed_at: Optional[Time]
     outcome: _enum(LaneOutcome.values, nullable=True)
     open_trade_id: Optional[str]
+    ladder_mode: _enum(LADDER_MODES, description="copied from the account's settings when the lane was created")
+    payout_rate: Optional[Annotated[str, WithJsonSchema({"type": "string", "pattern": r"^[0-9]+\.[0-9]{4}$"})]] = Field(
+        description="copied from the account when the lane was created; null for a lane from before the risk guard"
+    )
+    net_profit: Money = Field(description="the sum of its settled trades' profit, the base trade that opened it included")
+    remaining_risk: Money = Field(
+        description="what the lane can still lose: its stakes from the current level to its last (max_level, or "
+        "within max_stake); 0.00 once finished"
+    )
 
 
 class TradeWithLane(Trade):
@@ -340,6 +367,20 @@ class Settings(Schema):
     auto_create_lanes: bool
     cool_down_seconds: int = Field(ge=SETTINGS["cool_down_seconds"].low, le=SETTINGS["cool_down_seconds"].high)
     max_daily_lanes: int = Field(ge=SETTINGS["max_daily_lanes"].low, le=SETTINGS["max_daily_lanes"].high)
+    # The risk guard (SPEC §11).
+    ladder_mode: _enum(LADDER_MODES)
+    max_stake: NullableMoney
+    max_exposure: NullableMoney
+    daily_stop_loss: NullableMoney
+    daily_take_profit: NullableMoney
+    max_exhausted_lanes: Optional[int] = Field(
+        ge=RISK_SETTINGS["max_exhausted_lanes"].inner.low, le=RISK_SETTINGS["max_exhausted_lanes"].inner.high,
+        description="null = off",
+    )
+    exhausted_window_hours: int = Field(
+        ge=RISK_SETTINGS["exhausted_window_hours"].low, le=RISK_SETTINGS["exhausted_window_hours"].high
+    )
+    lock_minutes: int = Field(ge=LOCK_MINUTES.low, le=LOCK_MINUTES.high)
 
 
 class Account(Answer):
@@ -377,6 +418,33 @@ class AccountWarning(Schema):
     message: str
 
 
+class Lock(Answer):
+    lock_id: str
+    account: str
+    reason: _enum(LockReason.values)
+    created_at: Time
+    locked_until: Time
+    released_at: Optional[Time]
+    released_by: str
+    note: str
+    active: bool = Field(description="locked_until is in the future and the lock is not released")
+
+
+class LockList(Schema):
+    locks: list[Lock] = Field(description="active locks first (the one ending last first), then the rest, newest first")
+
+
+class LockRequest(Body):
+    minutes: ranged(LOCK_MINUTES, int, "how long new trades are refused (409 account_locked)")
+    note: Optional[
+        Annotated[
+            str,
+            _cleaner(clean_note),
+            WithJsonSchema({"type": "string", "maxLength": LOCK_NOTE_MAX, "description": "why, for the audit trail"}),
+        ]
+    ] = None
+
+
 class AccountStatus(Answer):
     account: Account
     settings: Settings
@@ -390,6 +458,12 @@ class AccountStatus(Answer):
     net_profit_today: Money
     lane_worst_case: Money
     worst_case_exposure: Money
+    exposure: Money = Field(
+        description="the active lanes' remaining risk plus the stakes of the open base and legacy trades (SPEC §11)"
+    )
+    max_exposure: NullableMoney
+    exposure_headroom: NullableMoney = Field(description="max_exposure − exposure, at least 0.00; null when max_exposure is off")
+    active_lock: Optional[Lock] = Field(description="the active lock that ends last, or null")
     warnings: list[AccountWarning]
 
 
@@ -483,7 +557,7 @@ class Health(Answer):
 
 ERROR_CODES = [
     "invalid", "invalid_json", "unsupported_media_type", "too_large", "bad_request", "unauthorized", "forbidden",
-    "not_found", "method_not_allowed", "busy", "account_disabled", "conflict", "throttled", "engine_error",
+    "not_found", "method_not_allowed", "busy", "account_disabled", "account_locked", "conflict", "throttled", "engine_error",
     "database_busy", "database_unavailable", "internal_error",
 ]
 
@@ -497,9 +571,12 @@ class ErrorDetail(Schema):
     retry_after: Optional[int] = Field(
         None,
         ge=1,
-        description="seconds; with codes busy, throttled, database_busy, database_unavailable and engine_error "
-        "(also the Retry-After header)",
+        description="seconds; with codes busy, account_locked, throttled, database_busy, database_unavailable and "
+        "engine_error (also the Retry-After header)",
     )
+    locked_until: Optional[Time] = Field(None, description="with code account_locked: when the lock ends")
+    lock_id: Optional[str] = Field(None, description="with code account_locked: the lock that refused the request")
+    reason: Optional[_enum(LockReason.values)] = Field(None, description="with code account_locked: why the account is locked")
 
 
 class Error(Schema):

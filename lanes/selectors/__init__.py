@@ -8,7 +8,8 @@ functions and the status log, one module per subject:
 - ``dashboard``: the overview and account pages;
 - ``exports``: the CSV exports;
 - ``trades``: one trade;
-- ``alarms``: stuck lanes, overdue trades, accounts with queued trades.
+- ``alarms``: stuck lanes, overdue trades, accounts with queued trades;
+- ``locks``: an account's locks (SPEC §11).
 
 Selectors never write and never open transactions. Each one runs a fixed number of queries,
 whatever the number of accounts, lanes or trades. Derived numbers come from ``lanes.engine``.
@@ -17,6 +18,7 @@ from .accounts import account_get, account_list, account_names_get, settings_get
 from .alarms import health_counts, overdue_trades, queued_account_names, stuck_lanes
 from .dashboard import account_page_get, overview_get
 from .exports import events_export, trades_export
+from .locks import active_locks, lock_list
 from .lanes import active_lane_count, lane_events, lane_get, lane_iter, lane_page, lane_trades, lane_trades_with_base
 from .stats import stats_get
 from .status import account_status_get, account_summaries, status_all
@@ -27,6 +29,7 @@ __all__ = [
     "health_counts", "overdue_trades", "queued_account_names", "stuck_lanes",
     "account_page_get", "overview_get",
     "events_export", "trades_export",
+    "active_locks", "lock_list",
     "active_lane_count", "lane_events", "lane_get", "lane_iter", "lane_page", "lane_trades", "lane_trades_with_base",
     "stats_get",
     "account_status_get", "account_summaries", "status_all",

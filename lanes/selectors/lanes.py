@@ -8,6 +8,8 @@ from typing import Iterator, Optional
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
+from settings_app.models import TradingSettings
+
 from ..models import Lane, LaneEvent, LaneStatus, Trade, TradeStatus
 from ..ranges import LANE_LIST_LIMIT, InvalidInput
 from ..services import Forbidden, NotFound
@@ -15,9 +17,11 @@ from ..validation import clean
 
 
 def with_open_trade(lanes: QuerySet) -> QuerySet:
-    """The lanes, each with ``open_trade_id`` (None when idle)."""
+    """The lanes, each with ``open_trade_id`` (None when idle) and its account's max_stake as
+    ``account_max_stake`` (what its remaining risk is bounded by, SPEC §11)."""
     open_trade = Trade.objects.filter(lane=OuterRef("lane_id"), status=TradeStatus.OPEN).values("trade_id")[:1]
-    return lanes.annotate(open_trade_id=Subquery(open_trade))
+    max_stake = TradingSettings.objects.filter(account_name=OuterRef("account_name")).values("max_stake")[:1]
+    return lanes.annotate(open_trade_id=Subquery(open_trade), account_max_stake=Subquery(max_stake))
 
 
 def check_scope(account: Optional[str], account_names: Optional[list[str]]) -> None:

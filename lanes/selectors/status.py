@@ -1,5 +1,5 @@
-"""What each account is doing now: its lanes, trades, slots, today's counts, worst case and
-warnings, for the status API, the command line, the status log and the dashboard.
+"""What each account is doing now: its lanes, trades, slots, today's counts, worst case, exposure,
+active lock and warnings, for the status API, the command line, the status log and the dashboard.
 
 Every number comes from the engine's functions (``lanes.engine``, ``lanes.risk``) applied to the
 rows read here; a fixed number of queries serves any number of accounts.
@@ -28,9 +28,9 @@ from django.utils.dateparse import parse_datetime
 
 from .. import engine
 from ..adapters import engine_account, engine_lane, engine_settings
-from ..models import Account, Lane, LaneStatus, Trade, TradeStatus
+from ..models import Account, AccountLock, Lane, LaneStatus, Trade, TradeStatus
 from ..risk import AccountCounts, Warning, account_warnings
-from ..serializers import account_json, iso, lane_json, money, settings_json, trade_json
+from ..serializers import account_json, iso, lane_json, lane_remaining_risk, lock_json, money, settings_json, trade_json
 from ..loading import today_start
 from .accounts import SETTLED_STATES, TOTAL, account_get, account_list
 from .alarms import overdue_before, stuck_before
@@ -52,6 +52,10 @@ class AccountSummary:
     net_profit_today: Decimal
     open_trades: list[Trade] = field(default_factory=list)
     queued_trades: list[Trade] = field(default_factory=list)
+    # SPEC §11: the active lanes' remaining risk plus the open base and legacy trades' stakes, and
+    # the active lock that ends last.
+    exposure: Decimal = engine.ZERO
+    active_lock: Optional[AccountLock] = None
     # status_all's summaries carry their active lanes as documents (lane_json's), not as rows:
     # ``active_lanes`` is then empty.
     lane_documents: Optional[list[dict[str, Any]]] = None
@@ -70,11 +74,26 @@ class AccountSummary:
 
     @property
     def lane_risk(self) -> Decimal:
-        return _lane_risk(self.rules.base_amount, self.rules.multiplier, self.rules.max_level)
+        rules, settings = self.rules, self.settings
+        if engine.is_legacy(rules):
+            return _lane_risk(rules.base_amount, rules.multiplier, rules.max_level)
+        return _lane_risk(
+            rules.base_amount, rules.multiplier, rules.max_level,
+            mode=settings.ladder_mode, payout_rate=rules.payout_rate, max_stake=settings.max_stake,
+        )
 
     @property
     def invested(self) -> Decimal:
         return sum((lane.total_invested for lane in self.active_lanes), engine.ZERO)
+
+    @property
+    def max_exposure(self) -> Optional[Decimal]:
+        return self.settings.max_exposure
+
+    @property
+    def headroom(self) -> Optional[Decimal]:
+        """What exposure is left before max_exposure (None when it is off)."""
+        return engine.headroom(self.settings, self.exposure)
 
     @property
     def warnings(self) -> list[Warning]:
@@ -144,9 +163,15 @@ def account_summaries(
         live_counts = {
             (row["account_id"], row["status"]): row
             for row in live.values("account_id", "status").annotate(
-                n=Count("id"), overdue=Count("id", filter=Q(opened_at__lt=overdue_cutoff))
+                n=Count("id"),
+                overdue=Count("id", filter=Q(opened_at__lt=overdue_cutoff)),
+                unlaned=Sum("amount", filter=Q(kind__in=(engine.BASE, engine.LEGACY)), output_field=TOTAL),
             )
         }
+    locks: dict[int, AccountLock] = {}
+    for lock in AccountLock.objects.filter(_among("account_id", ids), released_at__isnull=True, locked_until__gt=now):
+        if lock.account_id not in locks or lock.locked_until > locks[lock.account_id].locked_until:
+            locks[lock.account_id] = lock
 
     created_today, profit_today = _today_by_account(names, ids, now)
     summaries = []
@@ -156,7 +181,7 @@ def account_summaries(
         for lane in lanes:
             lane.stuck = lane.updated_at < stuck_cutoff
             lane.full = engine.lane_is_full(engine_lane(lane), rules.payout_rate)
-            lane.at_last_level = engine.at_last_level(lane.current_level, lane.max_level)
+            lane.at_last_level = engine.lane_at_last_level(engine_lane(lane), settings.max_stake)
         open_trades = sorted(open_by_account[account.pk], key=engine.queue_key)
         queued = sorted(queued_by_account[account.pk], key=engine.queue_key)
         for trade in open_trades:
@@ -166,18 +191,22 @@ def account_summaries(
         if trade_lists:
             open_count, queued_count = len(open_trades), len(queued)
             overdue = sum(trade.overdue for trade in open_trades)
+            unlaned = sum((t.amount for t in open_trades if t.kind in (engine.BASE, engine.LEGACY)), engine.ZERO)
         else:
             open_row = live_counts.get((account.pk, TradeStatus.OPEN), {})
             open_count, overdue = open_row.get("n", 0), open_row.get("overdue", 0)
+            unlaned = open_row.get("unlaned") or engine.ZERO
             queued_count = live_counts.get((account.pk, TradeStatus.QUEUED), {}).get("n", 0)
         if lane_documents:
             found = documents.get(account.worker_name) or LaneDocuments()
             lane_counts = (len(found.documents), found.at_last_level, found.full, found.stuck)
+            lanes_risk = found.remaining_risk
         else:
             lane_counts = (
                 len(lanes), sum(lane.at_last_level for lane in lanes), sum(lane.full for lane in lanes),
                 sum(lane.stuck for lane in lanes),
             )
+            lanes_risk = sum((lane_remaining_risk(lane) for lane in lanes), engine.ZERO)
         counts = AccountCounts(
             active_lanes=lane_counts[0],
             lanes_at_last_level=lane_counts[1],
@@ -201,6 +230,8 @@ def account_summaries(
                 lane_documents=documents[account.worker_name].documents if account.worker_name in documents else (
                     [] if lane_documents else None
                 ),
+                exposure=engine.round2(lanes_risk + unlaned),
+                active_lock=locks.get(account.pk),
             )
         )
     return summaries
@@ -256,6 +287,7 @@ class LaneDocuments:
     at_last_level: int = 0
     full: int = 0
     stuck: int = 0
+    remaining_risk: Decimal = engine.ZERO
 
 
 LANE_DECIMALS = ("base_amount", "current_amount", "multiplier", "total_invested", "total_potential_payout")
@@ -271,6 +303,10 @@ def _lane_documents(
     if not accounts:
         return {}
     rates = {account.worker_name: account.payout_rate for account in accounts}
+    max_stakes = {
+        account.worker_name: account.trading_settings.max_stake if account.trading_settings is not None else None
+        for account in accounts
+    }
     ops = connection.ops
     quote = ops.quote_name
     text = "CHAR" if connection.vendor == "mysql" else "TEXT"
@@ -280,9 +316,9 @@ def _lane_documents(
     columns = []
     for column in (
         "id", "lane_id", "account_name", "symbol", "status", "current_level", *LANE_DECIMALS[:3], "max_level",
-        *LANE_DECIMALS[3:], "trade_ids", *LANE_TIMES, "outcome",
+        *LANE_DECIMALS[3:], "trade_ids", *LANE_TIMES, "outcome", "ladder_mode", "payout_rate", "net_profit",
     ):
-        as_text = column in LANE_TIMES or (column in LANE_DECIMALS and connection.vendor == "mysql")
+        as_text = column in LANE_TIMES or (column in (*LANE_DECIMALS, "payout_rate", "net_profit") and connection.vendor == "mysql")
         columns.append(f"CAST(l.{quote(column)} AS {text})" if as_text else f"l.{quote(column)}")
     names = list(rates)
     among = " OR ".join(
@@ -302,13 +338,14 @@ def _lane_documents(
     trade_ids = Lane._meta.get_field("trade_ids")
     loads = json.loads
     scan = json.JSONDecoder().scan_once
-    at_last_level = engine.at_last_level
     cutoff = _canonical(str(stuck_cutoff.astimezone(dt_timezone.utc).replace(tzinfo=None)))
     found: dict[str, LaneDocuments] = {}
     full_cache: dict[tuple, bool] = {}
+    risk_cache: dict[tuple, tuple[bool, Decimal]] = {}
+    rate_field = Lane._meta.get_field("payout_rate")
     for (
         pk, lane_id, account_name, symbol, status, level, base, current, multiplier, max_level, invested, payout,
-        ids_text, created, updated, completed, outcome,
+        ids_text, created, updated, completed, outcome, ladder_mode, lane_rate, net_profit,
     ) in rows:
         # trade_ids.to_python, without its call for the usual JSON list.
         try:
@@ -330,7 +367,22 @@ def _lane_documents(
         account_lanes = found.get(account_name)
         if account_lanes is None:
             account_lanes = found[account_name] = LaneDocuments()
-        account_lanes.at_last_level += at_last_level(level, max_level)
+        risk_key = (ladder_mode, base, multiplier, lane_rate, max_level, level, current, max_stakes[account_name])
+        risk = risk_cache.get(risk_key)
+        if risk is None:
+            rate = None if lane_rate is None else Decimal(str(lane_rate)).quantize(rate_field_quantum(rate_field))
+            ladder_lane = engine.Lane(
+                lane_id=lane_id, symbol=symbol, base_amount=amounts.value(base), current_amount=amounts.value(current),
+                multiplier=amounts.value(multiplier), max_level=max_level, created_at=None, current_level=level,
+                ladder_mode=ladder_mode, payout_rate=rate,
+            )
+            stake_limit = max_stakes[account_name]
+            risk = risk_cache[risk_key] = (
+                engine.lane_at_last_level(ladder_lane, stake_limit), engine.remaining_risk(ladder_lane, stake_limit),
+            )
+        lane_last, lane_risk = risk
+        account_lanes.at_last_level += lane_last
+        account_lanes.remaining_risk += lane_risk
         account_lanes.full += full
         account_lanes.stuck += _canonical(updated) < cutoff
         account_lanes.documents.append(
@@ -353,9 +405,17 @@ def _lane_documents(
                 "completed_at": None if completed is None else _iso(completed),
                 "outcome": outcome,
                 "open_trade_id": open_trade_ids.get(lane_id),
+                "ladder_mode": ladder_mode,
+                "payout_rate": None if lane_rate is None else f"{Decimal(str(lane_rate)):.4f}",
+                "net_profit": texts[net_profit] if net_profit in texts else amounts.text(net_profit),
+                "remaining_risk": money(lane_risk),
             }
         )
     return found
+
+
+def rate_field_quantum(model_field) -> Decimal:
+    return Decimal(1).scaleb(-model_field.decimal_places)
 
 
 @dataclass
@@ -422,7 +482,8 @@ def _iso(raw: Optional[str]) -> Optional[str]:
     return iso(_moment(raw))
 
 
-def status_json(summary: AccountSummary) -> dict[str, Any]:
+def status_json(summary: AccountSummary, now: Optional[datetime] = None) -> dict[str, Any]:
+    now = now or timezone.now()
     account, name = summary.account, summary.account.worker_name
     return {
         "account": account_json(account),
@@ -441,6 +502,10 @@ def status_json(summary: AccountSummary) -> dict[str, Any]:
         "net_profit_today": money(summary.net_profit_today),
         "lane_worst_case": money(summary.lane_risk),
         "worst_case_exposure": money(summary.worst_case),
+        "exposure": money(summary.exposure),
+        "max_exposure": money(summary.max_exposure),
+        "exposure_headroom": money(summary.headroom),
+        "active_lock": None if summary.active_lock is None else lock_json(summary.active_lock, account_name=name, now=now),
         "warnings": [{"kind": warning.kind, "message": warning.message} for warning in summary.warnings],
     }
 
@@ -449,7 +514,8 @@ def account_status_get(*, account_name: str, now: Optional[datetime] = None) -> 
     """One account: its fields, settings, slots, active lanes, open and queued trades (queued ones
     with their ``queue_position``), today's lanes and profit, its worst case and warnings."""
     account = account_get(account_name=account_name)
-    return status_json(account_summaries([account], now or timezone.now())[0])
+    now = now or timezone.now()
+    return status_json(account_summaries([account], now)[0], now)
 
 
 def status_all(*, account_names: Optional[list[str]] = None, now: Optional[datetime] = None) -> dict:
@@ -457,4 +523,4 @@ def status_all(*, account_names: Optional[list[str]] = None, now: Optional[datet
     now = now or timezone.now()
     accounts = account_list(account_names=account_names, enabled_only=True)
     summaries = account_summaries(accounts, now, lane_documents=True)
-    return {"generated_at": iso(now), "accounts": [status_json(summary) for summary in summaries]}
+    return {"generated_at": iso(now), "accounts": [status_json(summary, now) for summary in summaries]}

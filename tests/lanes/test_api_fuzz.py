@@ -219,6 +219,11 @@ def world(live_server, quiet_request_log) -> World:
     lanes = {lane["account_name"]: lane["lane_id"] for lane in setup.get(base_url + "/api/v1/lanes", timeout=30).json()["lanes"]}
     assert set(lanes) == {"acc", "other"}
     setup.close()
+    # A released lock of each account (SPEC §11): releasing it again answers it as it is.
+    locks = {}
+    for account in ("acc", "other"):
+        locks[account] = services.account_lock(account_name=account, minutes=5, actor="setup").lock_id
+        services.lock_release(lock_id=locks[account], actor="setup")
 
     return World(
         base_url=base_url,
@@ -228,8 +233,11 @@ def world(live_server, quiet_request_log) -> World:
             "trade_id": ["t-base", "t-open", "t-queued", "o-base", "o-open"],
             "lane_id": [lanes["acc"], lanes["other"]],
             "account": ["acc", "other"],
+            "lock_id": [locks["acc"], locks["other"]],
         },
-        outside={"trade_id": {"o-base", "o-open"}, "lane_id": {lanes["other"]}, "account": {"other"}},
+        outside={
+            "trade_id": {"o-base", "o-open"}, "lane_id": {lanes["other"]}, "account": {"other"}, "lock_id": {locks["other"]},
+        },
     )
 
 
@@ -368,6 +376,8 @@ VALID_BODIES = {
     "POST /api/v1/lanes/{lane_id}/complete": {"status": "completed"},
     "PATCH /api/v1/accounts/{account}": {"is_demo": True},
     "PATCH /api/v1/accounts/{account}/settings": {"max_daily_lanes": 10},
+    "POST /api/v1/accounts/{account}/locks": {"minutes": 1},
+    "POST /api/v1/locks/{lock_id}/release": {},
 }
 
 

@@ -146,6 +146,10 @@ VALID_REQUESTS = [
     ("/api/v1/trades/{trade_id}/cancel", "post", "/api/v1/trades/t-queued/cancel", None),
     ("/api/v1/lanes/{lane_id}/complete", "post", "/api/v1/lanes/LANE/complete", {"status": "cancelled"}),
     ("/api/v1/trades/{trade_id}/result", "post", "/api/v1/trades/t-open/result", {"result": "win"}),
+    # Last: a lock refuses trade requests until released (LOCK: the lock_id the POST answered).
+    ("/api/v1/accounts/{account}/locks", "post", "/api/v1/accounts/acc/locks", {"minutes": 30, "note": "news"}),
+    ("/api/v1/accounts/{account}/locks", "get", "/api/v1/accounts/acc/locks", None),
+    ("/api/v1/locks/{lock_id}/release", "post", "/api/v1/locks/LOCK/release", None),
 ]
 
 
@@ -214,8 +218,11 @@ def test_every_documented_operation_has_a_valid_request_here():
 
 def test_every_documented_operation_answers_its_documented_schema(book):
     call, lane_id = book
+    lock_id = "none-yet"
     for doc_path, method, url, body in VALID_REQUESTS:
-        response = call(method.upper(), url.replace("LANE", lane_id), body)
+        response = call(method.upper(), url.replace("LANE", lane_id).replace("LOCK", lock_id), body)
+        if doc_path.endswith("/locks") and method == "post":
+            lock_id = response.json()["lock_id"]
         assert response.status_code not in (404, 405), (doc_path, method, response.content[:200])
         answers = OPENAPI["paths"][doc_path][method]["responses"]
         assert str(response.status_code) in answers, (doc_path, method, response.status_code)
@@ -234,8 +241,12 @@ def test_error_answers_match_the_error_schema(book):
         call("GET", "/api/v1/trades/nope"),
         call("POST", "/api/v1/trades/t-base/result", {"result": "win"}),
         call("POST", "/api/v1/trades", {"account": "acc", "symbol": "EURUSD", "max_wait_seconds": 0}),
+        call("POST", "/api/v1/accounts/acc/locks", {"minutes": 0}),
     ]
-    assert [response.status_code for response in answers] == [400, 401, 404, 409, 409]
+    call("POST", "/api/v1/accounts/acc/locks", {"minutes": 5})
+    answers.append(call("POST", "/api/v1/trades", {"account": "acc", "symbol": "EURUSD"}))
+    assert [response.status_code for response in answers] == [400, 401, 404, 409, 409, 400, 409]
+    assert answers[-1].json()["error"]["code"] == "account_locked"
     for response in answers:
         assert not conforms(response.json(), error_schema), response.json()
 

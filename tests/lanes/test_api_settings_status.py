@@ -18,6 +18,15 @@ DEFAULTS = {
     "auto_create_lanes": True,
     "cool_down_seconds": 0,
     "max_daily_lanes": 10,
+    # The risk guard (SPEC §11): off, or as stated.
+    "ladder_mode": "multiplier",
+    "max_stake": None,
+    "max_exposure": None,
+    "daily_stop_loss": None,
+    "daily_take_profit": None,
+    "max_exhausted_lanes": None,
+    "exhausted_window_hours": 24,
+    "lock_minutes": 60,
 }
 
 

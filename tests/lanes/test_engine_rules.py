@@ -502,8 +502,13 @@ def test_base_trade_loss_creates_lane():
     assert lane.created_at == at(60)
     assert book.lanes_created_today == 1
     assert events(book) == [
-        ("created", "lane-1", "t1", {"level": 1, "amount": "1.50", "base_amount": "1.00"}),
+        (
+            "created", "lane-1", "t1",
+            # exposure: the lane's remaining risk, 1.50 + 2.25 + 3.38 + 5.06 (SPEC §11)
+            {"level": 1, "amount": "1.50", "base_amount": "1.00", "ladder_mode": "multiplier", "exposure": "12.19"},
+        ),
     ]
+    assert (lane.ladder_mode, lane.payout_rate, lane.net_profit) == ("multiplier", D("0.90"), D("-1.00"))
 
 
 def test_lane_copies_multiplier_and_max_level_from_account_at_creation():

@@ -37,6 +37,8 @@ def test_configure_takes_typed_settings_and_returns_them(pelly):
     assert settings == {
         "account": "pelly_demo", "concurrent_trading_enabled": True, "max_concurrent_lanes": 5,
         "lane_assignment_strategy": "fifo", "auto_create_lanes": True, "cool_down_seconds": 0, "max_daily_lanes": 10,
+        "ladder_mode": "multiplier", "max_stake": None, "max_exposure": None, "daily_stop_loss": None,
+        "daily_take_profit": None, "max_exhausted_lanes": None, "exhausted_window_hours": 24, "lock_minutes": 60,
     }
     row = TradingSettings.objects.get(account_name="pelly_demo")
     assert (row.concurrent_trading_enabled, row.max_concurrent_lanes) == (True, 5)

@@ -344,6 +344,8 @@ def test_settings_get_answers_the_defaults_before_the_first_write():
     assert selectors.settings_get(account_name="acc") == {
         "account": "acc", "concurrent_trading_enabled": False, "max_concurrent_lanes": 3,
         "lane_assignment_strategy": "fifo", "auto_create_lanes": True, "cool_down_seconds": 0, "max_daily_lanes": 10,
+        "ladder_mode": "multiplier", "max_stake": None, "max_exposure": None, "daily_stop_loss": None,
+        "daily_take_profit": None, "max_exhausted_lanes": None, "exhausted_window_hours": 24, "lock_minutes": 60,
     }
     services.settings_update(account_name="acc", values={"max_concurrent_lanes": 5, "cool_down_seconds": 30}, actor="test")
     settings = selectors.settings_get(account_name="acc")
@@ -439,7 +441,8 @@ READS = {
     "stats_get of one account": lambda: selectors.stats_get(account="acc00", days=30, now=T0 + timedelta(minutes=10)),
     "lane_page": lambda: selectors.lane_page(limit=1000),
 }
-QUERY_BOUNDS = {"status_all": 5, "account_status_get": 5, "stats_get": 8, "stats_get of one account": 9, "lane_page": 1}
+# The status reads 6: the accounts, live trades, lanes, today's lanes and profit, the active locks (SPEC §11).
+QUERY_BOUNDS = {"status_all": 6, "account_status_get": 6, "stats_get": 8, "stats_get of one account": 9, "lane_page": 1}
 
 
 @pytest.mark.parametrize("read", list(READS))

@@ -59,7 +59,9 @@ def test_every_lane_event_names_its_actor_and_trade():
     settle("t1", "loss")
     event = LaneEvent.objects.get(kind="created")
     assert (event.actor, event.trade_id, event.account_name) == ("test", "t1", "acc")
-    assert event.data == {"level": 1, "amount": "1.50", "base_amount": "1.00"}
+    assert event.data == {
+        "level": 1, "amount": "1.50", "base_amount": "1.00", "ladder_mode": "multiplier", "exposure": "48.26",
+    }
 
 
 def test_lane_events_are_append_only():

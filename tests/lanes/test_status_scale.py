@@ -123,7 +123,7 @@ def test_status_of_every_account_runs_a_fixed_number_of_queries(accounts, lanes)
     build(7 + accounts, accounts=accounts + 1, lanes=lanes)
     with CaptureQueriesContext(connection) as queries:
         selectors.status_all(now=NOW)
-    assert len(queries) == 5
+    assert len(queries) == 6  # accounts, live trades, lanes, today's lanes, today's profit, active locks
 
 
 def test_a_lane_is_judged_full_by_the_engine():

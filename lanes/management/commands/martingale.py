@@ -18,9 +18,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from lanes import checks, engine, selectors, services
-from lanes.ranges import ACCOUNT, PAYOUT, RESULTS, SETTINGS, STATS_DAYS, Choice, Field, Flag, InvalidInput, Whole
+from lanes.ranges import (
+    ACCOUNT, LOCK_MINUTES, PAYOUT, RESULTS, RISK_SETTINGS, SETTINGS, STATS_DAYS, Choice, Field, Flag, InvalidInput, Off,
+    Whole,
+)
 from lanes.validation import clean
-from lanes.serializers import account_json, lane_json, money, settings_json, trade_json
+from lanes.serializers import account_json, lane_json, lock_json, money, settings_json, trade_json
+from lanes.simulator import cli as simulator_cli
 
 SETTING_OPTIONS = {
     "concurrent": ("concurrent_trading_enabled", "--concurrent"),
@@ -41,7 +45,21 @@ ACCOUNT_OPTIONS = {
     "martingale": ("martingale_enabled", "--martingale"),
     "enhanced": ("enhanced_martingale_enabled", "--enhanced"),
 }
-OPTION_OF_FIELD = {field: option for field, option in [*SETTING_OPTIONS.values(), *ACCOUNT_OPTIONS.values()]}
+# The risk guard's settings (SPEC §11), set with `account set` (and `configure`) beside the others.
+RISK_OPTIONS = {
+    "ladder_mode": ("ladder_mode", "--ladder-mode"),
+    "max_stake": ("max_stake", "--max-stake"),
+    "max_exposure": ("max_exposure", "--max-exposure"),
+    "daily_stop_loss": ("daily_stop_loss", "--daily-stop-loss"),
+    "daily_take_profit": ("daily_take_profit", "--daily-take-profit"),
+    "max_exhausted_lanes": ("max_exhausted_lanes", "--max-exhausted-lanes"),
+    "exhausted_window_hours": ("exhausted_window_hours", "--exhausted-window-hours"),
+    "lock_minutes": ("lock_minutes", "--lock-minutes"),
+}
+OPTION_OF_FIELD = {
+    field: option for field, option in [*SETTING_OPTIONS.values(), *ACCOUNT_OPTIONS.values(), *RISK_OPTIONS.values()]
+}
+OPTION_OF_FIELD["minutes"] = "--minutes"
 OPTION_OF_FIELD["enhanced_martingale_enabled"] = "--enhanced/--legacy"
 
 EXAMPLES = """\
@@ -80,6 +98,18 @@ Enter the result of an open trade whose bot lost track of it (as the broker show
 Switch martingale off, and complete the active lanes in the same change:
   python manage.py martingale account set pelly_demo --martingale false --complete-lanes
 
+Risk guard: stakes that recover the losses at the payout, at most 50.00 a stake, at most 200.00 at
+risk, a lock for the rest of the day after a loss of 100.00, and for 2 hours after 3 exhausted lanes
+within 24 hours (off turns one off):
+  python manage.py martingale account set pelly_demo --ladder-mode recover --max-stake 50.00 --max-exposure 200.00
+  python manage.py martingale account set pelly_demo --daily-stop-loss 100.00 --max-exhausted-lanes 3 --lock-minutes 120
+  python manage.py martingale account set pelly_demo --max-exposure off
+
+Pause an account for 30 minutes (trade requests are refused, results still land), and end it:
+  python manage.py martingale lock pelly_demo --minutes 30 --note "news at 14:30"
+  python manage.py martingale unlock pelly_demo
+  python manage.py martingale locks pelly_demo
+
 Emergency stop (no new lanes), and reset (complete every active lane):
   python manage.py martingale emergency-stop pelly_demo
   python manage.py martingale reset pelly_demo
@@ -108,6 +138,8 @@ def _values(options: dict, names: dict[str, tuple[str, str]]) -> dict[str, Any]:
 
 
 def _metavar(field: Field) -> str:
+    if isinstance(field, Off):
+        return _metavar(field.inner) + "|off"
     if isinstance(field, Flag):
         return "true|false"
     if isinstance(field, Choice):
@@ -196,6 +228,9 @@ class Command(BaseCommand):
         p.add_argument("account", metavar="ACCOUNT")
         for key, (field, option) in SETTING_OPTIONS.items():
             p.add_argument(option, dest=key, metavar=_metavar(SETTINGS[field]), help=_help(field, SETTINGS[field]))
+        for key, (field, option) in RISK_OPTIONS.items():
+            spec = RISK_SETTINGS[field]
+            p.add_argument(option, dest=key, metavar=_metavar(spec), help=_help(field, spec))
 
         p = sub.add_parser("stats", help="statistics of the last N days")
         p.add_argument("--account", metavar="ACCOUNT", help="one account (default: every account)")
@@ -215,6 +250,7 @@ class Command(BaseCommand):
         p.add_argument("--json", action="store_true", help="print JSON")
 
         sub.add_parser("examples", help="usage examples")
+        simulator_cli.add_parser(sub)
 
         p = sub.add_parser("reset", help="complete every active lane of an account")
         p.add_argument("account", metavar="ACCOUNT")
@@ -222,6 +258,18 @@ class Command(BaseCommand):
 
         p = sub.add_parser("emergency-stop", help="stop creating lanes for an account (auto_create_lanes off)")
         p.add_argument("account", metavar="ACCOUNT")
+
+        p = sub.add_parser("lock", help="pause an account: trade requests are refused until the lock ends or is released")
+        p.add_argument("account", metavar="ACCOUNT")
+        p.add_argument("--minutes", metavar="N", required=True, help=_help("minutes", LOCK_MINUTES))
+        p.add_argument("--note", metavar="TEXT", default="", help="why, for the audit trail")
+
+        p = sub.add_parser("unlock", help="release every active lock of an account at once")
+        p.add_argument("account", metavar="ACCOUNT")
+
+        p = sub.add_parser("locks", help="an account's locks, active first")
+        p.add_argument("account", metavar="ACCOUNT")
+        p.add_argument("--json", action="store_true", help="print JSON")
 
         p = sub.add_parser("account", help="add or change an account")
         account_sub = p.add_subparsers(dest="account_action", metavar="add|set", required=True)
@@ -236,6 +284,9 @@ class Command(BaseCommand):
         for key in ("enabled", "martingale", "enhanced"):
             field, option = ACCOUNT_OPTIONS[key]
             change.add_argument(option, dest=key, metavar="true|false", help=_help(field, ACCOUNT[field]))
+        for key, (field, option) in RISK_OPTIONS.items():
+            spec = RISK_SETTINGS[field]
+            change.add_argument(option, dest=key, metavar=_metavar(spec), help=_help(field, spec))
         change.add_argument(
             "--complete-lanes",
             action="store_true",
@@ -305,16 +356,20 @@ class Command(BaseCommand):
             self.out()
             self.out("Settings")
             self.out(self._settings_table([settings_json(a.worker_name, a.trading_settings) for a in accounts]))
+            self.out()
+            self.out("Risk guard")
+            self.out(self._risk_table([settings_json(a.worker_name, a.trading_settings) for a in accounts]))
         self.out()
         self.out(f"Active lanes ({len(lanes)})")
         if lanes:
             self.out(self._lanes_table([lane_json(lane) for lane in lanes], with_account=True))
 
     def do_configure(self, options):
-        values = _values(options, SETTING_OPTIONS)
+        values = {**_values(options, SETTING_OPTIONS), **_values(options, RISK_OPTIONS)}
         if not values:
             raise CommandError(
-                "nothing to change: give at least one of " + ", ".join(option for _, option in SETTING_OPTIONS.values())
+                "nothing to change: give at least one of "
+                + ", ".join(option for _, option in [*SETTING_OPTIONS.values(), *RISK_OPTIONS.values()])
             )
         services.settings_update(account_name=options["account"], values=values, actor=_actor(), from_text=True)
         self.out(f"Settings of {options['account']} saved.")
@@ -458,6 +513,14 @@ class Command(BaseCommand):
                 f"net profit {item['net_profit_today']}; worst-case exposure {item['worst_case_exposure']} "
                 f"(one ladder {item['lane_worst_case']})"
             )
+            headroom = "" if item["max_exposure"] is None else f" of max {item['max_exposure']}, headroom {item['exposure_headroom']}"
+            self.out(f"  exposure {item['exposure']}{headroom}; ladder mode {settings['ladder_mode']}")
+            lock = item["active_lock"]
+            if lock is not None:
+                self.out(
+                    f"  LOCKED until {_short_time(lock['locked_until'])} ({lock['reason']}{': ' + lock['note'] if lock['note'] else ''}); "
+                    f"lock {lock['lock_id']}"
+                )
             if item["active_lanes"]:
                 self.out(["  " + line for line in self._lanes_table(item["active_lanes"], with_account=False)])
             trades = item["open_trades"] + item["queued_trades"]
@@ -475,6 +538,9 @@ class Command(BaseCommand):
 
     def do_examples(self, options):
         self.stdout.write(EXAMPLES, ending="")
+
+    def do_simulate(self, options):
+        simulator_cli.run(self, options)
 
     def do_reset(self, options):
         name = options["account"]
@@ -494,6 +560,44 @@ class Command(BaseCommand):
             "Active lanes carry on; use `reset` to complete them."
         )
 
+    def do_lock(self, options):
+        lock = services.account_lock(
+            account_name=options["account"], minutes=options["minutes"], note=options["note"], actor=_actor(), from_text=True
+        )
+        self.out(
+            f"Account {options['account']} is locked until {_short_time(lock.locked_until.isoformat())} (lock {lock.lock_id}): "
+            "trade requests are refused, queued trades wait, open trades still take results."
+        )
+
+    def do_unlock(self, options):
+        released = services.account_unlock(account_name=options["account"], actor=_actor())
+        if not released:
+            self.out(f"{options['account']} has no active lock.")
+            return
+        self.out(f"{len(released)} lock(s) of {options['account']} released: " + ", ".join(lock.lock_id for lock in released))
+
+    def do_locks(self, options):
+        now = timezone.now()
+        locks = [lock_json(lock, account_name=options["account"], now=now) for lock in selectors.lock_list(account_name=options["account"], now=now)]
+        if options["json"]:
+            self.out_json({"locks": locks})
+            return
+        self.out(f"Locks of {options['account']} ({len(locks)})")
+        if locks:
+            self.out(
+                _table(
+                    ["LOCK ID", "REASON", "ACTIVE", "CREATED", "UNTIL", "RELEASED", "BY", "NOTE"],
+                    [
+                        [
+                            lock["lock_id"], lock["reason"], "yes" if lock["active"] else "no", _short_time(lock["created_at"]),
+                            _short_time(lock["locked_until"]), _short_time(lock["released_at"]), lock["released_by"] or None,
+                            lock["note"] or None,
+                        ]
+                        for lock in locks
+                    ],
+                )
+            )
+
     def do_account_add(self, options):
         values = _values(options, ACCOUNT_OPTIONS)
         if options["legacy"]:
@@ -504,17 +608,21 @@ class Command(BaseCommand):
 
     def do_account_set(self, options):
         values = _values(options, ACCOUNT_OPTIONS)
+        risk_values = _values(options, RISK_OPTIONS)
         if options["legacy"]:
             if values.get("enhanced_martingale_enabled", "false").strip().lower() != "false":
                 raise CommandError("--legacy and --enhanced true contradict each other")
             values["enhanced_martingale_enabled"] = False
-        if not values and not options["complete_lanes"]:
+        if not values and not risk_values and not options["complete_lanes"]:
             raise CommandError(
                 "nothing to change: give at least one of "
-                + ", ".join([option for _, option in ACCOUNT_OPTIONS.values()] + ["--legacy", "--complete-lanes"])
+                + ", ".join(
+                    [option for _, option in [*ACCOUNT_OPTIONS.values(), *RISK_OPTIONS.values()]] + ["--legacy", "--complete-lanes"]
+                )
             )
-        change = services.account_update(
-            name=options["name"], values=values, actor=_actor(), from_text=True, complete_active_lanes=options["complete_lanes"]
+        change = services.account_configure(
+            account_name=options["name"], account_values=values, settings_values=risk_values, actor=_actor(), from_text=True,
+            complete_active_lanes=options["complete_lanes"],
         )
         self.out(f"Account {change.account.worker_name} saved.")
         if change.completed_lanes:
@@ -523,6 +631,8 @@ class Command(BaseCommand):
                 + ", ".join(lane.lane_id for lane in change.completed_lanes)
             )
         self._print_account(change.account)
+        if risk_values:
+            self.out(self._risk_table([selectors.settings_get(account_name=change.account.worker_name)]))
         for warning in change.warnings:
             self.stderr.write(
                 f"Warning: {warning['message']}: run `martingale reset {change.account.worker_name}`, or repeat with --complete-lanes."
@@ -560,15 +670,34 @@ class Command(BaseCommand):
             ],
         )
 
+    def _risk_table(self, settings: list[dict]) -> list[str]:
+        def off(value):
+            return "off" if value is None else value
+
+        return _table(
+            ["ACCOUNT", "LADDER MODE", "MAX STAKE", "MAX EXPOSURE", "DAILY STOP-LOSS", "DAILY TAKE-PROFIT", "MAX EXHAUSTED", "WINDOW H", "LOCK MIN"],
+            [
+                [
+                    s["account"], s["ladder_mode"], off(s["max_stake"]), off(s["max_exposure"]), off(s["daily_stop_loss"]),
+                    off(s["daily_take_profit"]), off(s["max_exhausted_lanes"]), s["exhausted_window_hours"], s["lock_minutes"],
+                ]
+                for s in settings
+            ],
+        )
+
     def _lanes_table(self, lanes: list[dict], *, with_account: bool, last_change: bool = False) -> list[str]:
-        headers = ["LANE ID", *(["ACCOUNT"] if with_account else []), "SYMBOL", "LEVEL", "STAKE", "INVESTED", "POTENTIAL", "OPEN TRADE", "CREATED"]
+        headers = [
+            "LANE ID", *(["ACCOUNT"] if with_account else []), "SYMBOL", "LEVEL", "STAKE", "INVESTED", "POTENTIAL",
+            "NET PROFIT", "AT RISK", "MODE", "OPEN TRADE", "CREATED",
+        ]
         return _table(
             headers + (["LAST CHANGE"] if last_change else []),
             [
                 [
                     lane["lane_id"], *([lane["account_name"]] if with_account else []), lane["symbol"],
                     f"{lane['current_level']}/{lane['max_level']}", lane["current_amount"], lane["total_invested"],
-                    lane["total_potential_payout"], lane["open_trade_id"], _short_time(lane["created_at"]),
+                    lane["total_potential_payout"], lane["net_profit"], lane["remaining_risk"], lane["ladder_mode"],
+                    lane["open_trade_id"], _short_time(lane["created_at"]),
                     *([_short_time(lane["updated_at"])] if last_change else []),
                 ]
                 for lane in lanes
