@@ -100,7 +100,7 @@ class CsvSource:
 
     def signals(self) -> Iterator[Signal]:
         try:
-            handle = open(self.path, newline="", encoding="utf-8")
+            handle = open(self.path, newline="", encoding="utf-8-sig")
         except OSError as exc:
             raise StreamError(f"cannot read {self.path}: {exc.strerror}") from None
         with handle:
@@ -288,7 +288,7 @@ class PriceSource:
         """(line, time, close) of each candle, in time order."""
         where = str(self.path)
         try:
-            handle = open(self.path, newline="", encoding="utf-8")
+            handle = open(self.path, newline="", encoding="utf-8-sig")
         except OSError as exc:
             raise StreamError(f"cannot read {where}: {exc.strerror}") from None
         with handle:

@@ -172,3 +172,9 @@ def test_an_account_replays_its_settled_trades_in_opening_order():
         (T0, "loss", 60, None), (T0 + timedelta(minutes=5), "win", 30, Decimal("1.8")), (T0 + timedelta(minutes=9), "win", 60, None),
     ]
     assert len(streams.AccountSource.load("acc", 1, now=T0 + timedelta(days=1, minutes=6))) == 1  # the last day: "c"
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads_as_any_other(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufefftimestamp,symbol,result\r\n2026-03-02T09:00:00Z,A,win\r\n".encode())
+    assert [row.result for row in streams.CsvSource(str(path)).signals()] == ["win"]
