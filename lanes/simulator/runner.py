@@ -159,11 +159,13 @@ class Simulation:
         self.last_at: Optional[datetime] = None
         self.run = 0  # the current losing run
         self.previous: Optional[datetime] = None
-        # With ``record``, every lane and settled trade is kept (tests compare them with the live service's).
+        # With ``record``, every lane, settled trade, lock and event is kept (tests compare them
+        # with the live service's).
         self.record = record
         self.lanes_seen: list[engine.Lane] = []
         self.trades_settled: list[engine.Trade] = []
         self.locks_seen: list[engine.Lock] = []
+        self.events_seen: list[engine.Event] = []
 
     # --- The clock and the state between changes (what lanes.loading reads) ---------------------
 
@@ -196,6 +198,8 @@ class Simulation:
         # lane trade's stake is already in its lane's remaining risk, a result takes a stake out,
         # and a lane's remaining risk only falls as it advances.
         rises = opened is not None and opened.kind != engine.LANE
+        if self.record:
+            self.events_seen += state.events
         for event in state.events:
             kind = event.kind
             if kind == "created":

@@ -55,7 +55,8 @@ def replay_live(account, signals):
 
 LANE_FIELDS = (
     "symbol", "status", "outcome", "current_level", "base_amount", "current_amount", "multiplier", "max_level",
-    "total_invested", "total_potential_payout", "trade_ids", "created_at", "completed_at",
+    "total_invested", "total_potential_payout", "trade_ids", "created_at", "completed_at", "ladder_mode", "payout_rate",
+    "net_profit",
 )
 TRADE_FIELDS = ("trade_id", "symbol", "kind", "level", "amount", "expected_payout", "status", "payout", "profit", "opened_at", "settled_at")
 
@@ -104,6 +105,9 @@ def test_the_simulator_and_the_live_service_write_the_same_lane_histories(accoun
     assert {t.trade_id: sim_number.get(t.lane_id) for t in simulation.trades_settled} == {
         trade_id: lane_number.get(lane_id) for trade_id, (_, lane_id) in live_trades.items()
     }
+
+    live_events = [(e.kind, lane_number.get(e.lane_id), e.trade_id) for e in LaneEvent.objects.filter(account_name="diff").order_by("pk")]
+    assert [(e.kind, sim_number.get(e.lane_id), e.trade_id) for e in simulation.events_seen] == live_events
 
     assert result.skipped == len(skipped_live)
     codes = {}
@@ -155,3 +159,5 @@ def test_the_circuit_breakers_lock_the_same_account_at_the_same_times(settings_v
     assert {t.trade_id: tuple(getattr(t, name) for name in TRADE_FIELDS) for t in simulation.trades_settled} == live_trades
     live_lanes = [tuple(getattr(lane, name) for name in LANE_FIELDS) for lane in Lane.objects.filter(account_name="diff").order_by("created_at", "pk")]
     assert [tuple(getattr(lane, name) for name in LANE_FIELDS) for lane in simulation.lanes_seen] == live_lanes
+    live_events = [(e.kind, e.trade_id, e.data.get("reason")) for e in LaneEvent.objects.filter(account_name="diff").order_by("pk")]
+    assert [(e.kind, e.trade_id, e.data.get("reason")) for e in simulation.events_seen] == live_events
