@@ -161,3 +161,38 @@ def test_the_circuit_breakers_lock_the_same_account_at_the_same_times(settings_v
     assert [tuple(getattr(lane, name) for name in LANE_FIELDS) for lane in simulation.lanes_seen] == live_lanes
     live_events = [(e.kind, e.trade_id, e.data.get("reason")) for e in LaneEvent.objects.filter(account_name="diff").order_by("pk")]
     assert [(e.kind, e.trade_id, e.data.get("reason")) for e in simulation.events_seen] == live_events
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_every_rule_at_once_on_several_streams(seed):
+    from lanes.models import AccountLock
+
+    services.account_create(name="diff", values={"base_amount": "1.00", "martingale_multiplier": "1.80", "martingale_max_level": 5})
+    services.settings_update(account_name="diff", actor="test", values={
+        "concurrent_trading_enabled": True, "max_concurrent_lanes": 4, "lane_assignment_strategy": "symbol_priority",
+        "cool_down_seconds": 10, "max_daily_lanes": 12, "ladder_mode": "recover", "max_stake": "25.00",
+        "max_exposure": "60.00", "daily_stop_loss": "40.00", "max_exhausted_lanes": 2, "exhausted_window_hours": 3,
+        "lock_minutes": 30,
+    })
+    signals = signal_stream(seed=seed, count=300)
+    skipped_live = replay_live("diff", signals)
+    simulation = runner.Simulation(configs.build(configs.start_from("diff"), {}), record=True)
+    for signal in signals:
+        simulation.feed(signal)
+    result = simulation.finish()
+
+    lanes = Lane.objects.filter(account_name="diff").order_by("created_at", "pk")
+    assert [tuple(getattr(lane, name) for name in LANE_FIELDS) for lane in simulation.lanes_seen] == [
+        tuple(getattr(lane, name) for name in LANE_FIELDS) for lane in lanes
+    ]
+    assert {t.trade_id: tuple(getattr(t, name) for name in TRADE_FIELDS) for t in simulation.trades_settled} == {
+        t.trade_id: tuple(getattr(t, name) for name in TRADE_FIELDS) for t in Trade.objects.filter(account__worker_name="diff")
+    }
+    assert [(e.kind, e.trade_id, e.data.get("reason")) for e in simulation.events_seen] == [
+        (e.kind, e.trade_id, e.data.get("reason")) for e in LaneEvent.objects.filter(account_name="diff").order_by("pk")
+    ]
+    assert [(lock.reason, lock.created_at, lock.locked_until) for lock in simulation.locks_seen] == [
+        (lock.reason, lock.created_at, lock.locked_until)
+        for lock in AccountLock.objects.filter(account__worker_name="diff").order_by("created_at", "pk")
+    ]
+    assert result.skipped == len(skipped_live)
