@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from . import engine, services
 from .forms import AccountAdminForm
-from .models import Account, ApiToken, Lane, LaneEvent, Trade
+from .models import Account, AccountLock, ApiToken, Lane, LaneEvent, Trade
+from .selectors.lanes import with_open_trade
+from .serializers import lane_remaining_risk
 
 
 def admin_actor(request) -> str:
@@ -85,13 +87,20 @@ class AccountAdmin(admin.ModelAdmin):
 @admin.register(Lane)
 class LaneAdmin(ReadOnlyAdmin):
     list_display = (
-        "lane_id", "account_name", "symbol", "status", "outcome", "current_level", "max_level", "current_amount",
-        "total_invested", "created_at", "completed_at",
+        "lane_id", "account_name", "symbol", "status", "outcome", "ladder_mode", "current_level", "max_level",
+        "current_amount", "total_invested", "net_profit", "remaining_risk", "created_at", "completed_at",
     )
-    list_filter = ("status", "outcome", "max_level", "created_at")
+    list_filter = ("status", "outcome", "ladder_mode", "max_level", "created_at")
     search_fields = ("lane_id", "account_name", "symbol")
     date_hierarchy = "created_at"
     actions = ("force_complete", "cancel")
+
+    def get_queryset(self, request):
+        return with_open_trade(super().get_queryset(request))  # with its account's max_stake
+
+    @admin.display(description="remaining risk")
+    def remaining_risk(self, lane):
+        return lane_remaining_risk(lane)
 
     def has_lane_action_permission(self, request):
         return request.user.has_perm("lanes.change_lane")
@@ -178,6 +187,38 @@ class LaneEventAdmin(ReadOnlyAdmin):
 
     def get_actions(self, request):
         return {}
+
+
+@admin.register(AccountLock)
+class AccountLockAdmin(ReadOnlyAdmin):
+    """Locks of SPEC §11: set by a circuit breaker or by hand (the API, the command line); an active
+    one can be released here."""
+
+    list_display = ("lock_id", "account", "reason", "created_at", "locked_until", "released_at", "released_by", "note")
+    list_filter = ("reason", "created_at", "released_at")
+    search_fields = ("lock_id", "account__worker_name", "note")
+    date_hierarchy = "created_at"
+    list_select_related = ("account",)
+    actions = ("release",)
+
+    def has_lock_action_permission(self, request):
+        return request.user.has_perm("lanes.change_accountlock")
+
+    @admin.action(description="Release selected active locks", permissions=["lock_action"])
+    def release(self, request, queryset):
+        active = queryset.filter(released_at__isnull=True, locked_until__gt=timezone.now())
+        page = _confirmed(
+            self, request, active,
+            title="Release locks", action="release",
+            warning="These accounts take trade requests again at once; their queued trades may open.",
+        )
+        if page is not None:
+            return page
+        lock_ids = list(active.values_list("lock_id", flat=True))
+        for lock_id in lock_ids:
+            services.lock_release(lock_id=lock_id, actor=admin_actor(request))
+        self.message_user(request, f"{len(lock_ids)} lock(s) released.", messages.SUCCESS)
+        return None
 
 
 @admin.register(ApiToken)

@@ -170,6 +170,29 @@ def ladder_problem(
     return None
 
 
+def max_drawdown(profits) -> Decimal:
+    """The largest fall of the cumulative profit (from 0) below its highest value so far, the
+    profits taken in settlement order (SPEC §11, §12)."""
+    total = peak = worst = ZERO
+    for profit in profits:
+        total += profit
+        peak = max(peak, total)
+        worst = max(worst, peak - total)
+    return worst
+
+
+def longest_losing_run(results) -> int:
+    """The most consecutive losses in settlement order; a draw neither ends nor extends a run."""
+    run = longest = 0
+    for result in results:
+        if result in (LOSS, LOST):
+            run += 1
+            longest = max(longest, run)
+        elif result in (WIN, WON):
+            run = 0
+    return longest
+
+
 # --- Refusals the interfaces turn into answers ----------------------------------------------
 
 

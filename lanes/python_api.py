@@ -52,7 +52,7 @@ def configure_enhanced_martingale_settings(account: str, **settings: Any) -> dic
 
 def get_enhanced_martingale_statistics(account: Optional[str] = None, days: int = 7) -> dict[str, Any]:
     """Statistics of the last ``days`` × 24 hours, for one account or all of them."""
-    return selectors.stats_get(account=account, days=days)
+    return selectors.stats_with_risk_get(account=account, days=days)
 
 
 def force_complete_martingale_lane(lane_id: str, status: str = "completed") -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""What a configuration can cost, for people to read: the ladder level by level, the most one lane
-can lose, the account's worst case against its balance, and the warnings about them.
+"""What a configuration can cost, for people to read: the ladder level by level (in the account's
+ladder mode, and in the other mode beside it, SPEC §11), the most one lane can lose, the account's
+worst case against its balance, and the warnings about them.
 
 Pure functions over the engine's numbers (``engine.ladder``, ``engine.worst_case``, …): the
 settings page's risk panel, the account page, the overview and the command line all show this
@@ -7,8 +8,9 @@ report, so what a trader reads is what the engine trades.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Optional
 
 from . import engine
 
@@ -24,6 +26,16 @@ class Rung:
     def recovers(self) -> bool:
         """A win here returns more than the lane has invested by then."""
         return self.returns > self.total
+
+    @property
+    def lost_before(self) -> Decimal:
+        """What the lane has lost before this level's trade (its base trade included)."""
+        return self.total - self.stake
+
+    @property
+    def net_if_win(self) -> Decimal:
+        """The lane's net profit if it wins here, at the payout rate."""
+        return self.returns - self.total
 
 
 @dataclass(frozen=True)
@@ -41,13 +53,30 @@ class RiskReport:
     slots: int
     balance: Decimal
     warnings: list[Warning]
+    # SPEC §11: the ladder's mode, the other mode's ladder beside it, and the settings that bound them.
+    mode: str = engine.MULTIPLIER
+    other_mode: str = engine.RECOVER
+    other_rungs: list[Rung] = field(default_factory=list)
+    max_stake: Optional[Decimal] = None
+    max_exposure: Optional[Decimal] = None
+
+
+def rungs_of(account: engine.Account, mode: str, max_stake: Optional[Decimal]) -> list[Rung]:
+    """The ladder of ``mode`` for the account's base stake, level 0 (the base trade) up to the
+    last level within ``max_stake``: each stake, the total invested by then, what a win returns."""
+    stakes = engine.mode_ladder(mode, account.base_amount, account.multiplier, account.payout_rate, account.max_level)
+    rungs, total = [], engine.ZERO
+    for level, stake in enumerate(stakes[: engine.last_level(stakes, max_stake) + 1]):
+        total += stake
+        rungs.append(Rung(level, stake, total, engine.default_expected_payout(stake, account.payout_rate)))
+    return rungs
 
 
 def report(account: engine.Account, settings: engine.Settings, balance: Decimal) -> RiskReport:
-    rungs, total = [], engine.ZERO
-    for level, stake in enumerate(engine.ladder(account.base_amount, account.multiplier, account.max_level)):
-        total += stake
-        rungs.append(Rung(level, stake, total, engine.default_expected_payout(stake, account.payout_rate)))
+    mode = engine.MULTIPLIER if engine.is_legacy(account) else settings.ladder_mode
+    rungs = rungs_of(account, mode, None if engine.is_legacy(account) else settings.max_stake)
+    total = rungs[-1].total
+    other = engine.RECOVER if mode == engine.MULTIPLIER else engine.MULTIPLIER
     slots = engine.slots(account, settings)
     worst = engine.worst_case(account, settings)
     if not account.martingale_enabled:
@@ -68,10 +97,19 @@ def report(account: engine.Account, settings: engine.Settings, balance: Decimal)
                 f"{short.returns:,.2f}, not more than the {short.total:,.2f} the lane has invested by then.",
             )
         )
-    problem = engine.ladder_problem(account.base_amount, account.multiplier, account.max_level, account.payout_rate)
+    if account.martingale_enabled and len(rungs) < 2:
+        warnings.append(Warning("no-lanes", "The first stake of a lane would pass max_stake: no lane will be created."))
+    problem = engine.ladder_problem(
+        account.base_amount, account.multiplier, account.max_level, account.payout_rate,
+        mode=mode, max_stake=settings.max_stake,
+    )
     if problem is not None:
         warnings.append(Warning("too-large", f"Cannot be saved: {problem[1]}."))
-    return RiskReport(rungs, total, worst, label, slots, balance, warnings)
+    return RiskReport(
+        rungs, total, worst, label, slots, balance, warnings,
+        mode=mode, other_mode=other, other_rungs=rungs_of(account, other, settings.max_stake),
+        max_stake=settings.max_stake, max_exposure=settings.max_exposure,
+    )
 
 
 @dataclass(frozen=True)

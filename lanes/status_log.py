@@ -71,6 +71,12 @@ def account_line(status: dict[str, Any]) -> str:
             ("multiplier", account["martingale_multiplier"]),
             ("max_level", account["martingale_max_level"]),
             ("worst_case_exposure", status["worst_case_exposure"]),
+            ("ladder_mode", settings["ladder_mode"]),
+            ("exposure", status["exposure"]),
+            ("max_exposure", status["max_exposure"]),
+            ("headroom", status["exposure_headroom"]),
+            ("locked_until", status["active_lock"]["locked_until"] if status["active_lock"] else None),
+            ("lock_reason", status["active_lock"]["reason"] if status["active_lock"] else None),
         ],
     )
 
@@ -92,6 +98,9 @@ def lane_line(lane: dict[str, Any], *, now: datetime) -> str:
             ("open_trade", lane["open_trade_id"]),
             ("age_seconds", seconds_since(lane["created_at"], now)),
             ("unchanged_seconds", seconds_since(lane["updated_at"], now)),
+            ("ladder_mode", lane["ladder_mode"]),
+            ("net_profit", lane["net_profit"]),
+            ("remaining_risk", lane["remaining_risk"]),
         ],
     )
 

@@ -41,6 +41,12 @@ if settings.CELERY_BROKER_URL.startswith("filesystem://"):
 
 # The demo account; on later runs this fails because it already exists, which is fine.
 $py manage.py martingale account add demo --base-amount 1.00 --multiplier 1.5 --balance 1000 2>&1 || true
+# A second one in the other ladder mode (SPEC §11): stakes that recover the losses plus the base trade's
+# profit at the payout rate, at most 25.00 a stake, at most 100.00 at risk, locked for the day after a loss
+# of 50.00. Set once, when the account is made.
+$py manage.py martingale account add demo_recover --base-amount 1.00 --multiplier 1.5 --balance 1000 >/dev/null 2>&1 \
+  && $py manage.py martingale account set demo_recover --ladder-mode recover --max-stake 25.00 --max-exposure 100.00 \
+    --daily-stop-loss 50.00 || true
 
 state=$(django_says '
 from django.contrib.auth import get_user_model
@@ -61,7 +67,7 @@ password=$(cat .run/login.txt 2>/dev/null || echo "(unknown, see the note above)
 # The bot token: shown once by `token create` (its last line), so it is kept in .run/token.txt.
 if [ "$token_exists" = False ]; then
   rm -f .run/token.txt  # a token saved for a database that has since been reset
-  created=$($py manage.py martingale token create demo-bot --account demo)
+  created=$($py manage.py martingale token create demo-bot --account demo --account demo_recover)
   echo "$created"
   (umask 077; tail -n 1 <<<"$created" >.run/token.txt)
 elif [ ! -s .run/token.txt ]; then
@@ -116,8 +122,8 @@ cat <<INFO
 Martingale Lanes is running (DEBUG=$DEBUG).
   URL:      http://$url_host:$PORT/   (API: http://$url_host:$PORT/api/v1/, admin: http://$url_host:$PORT/admin/)
   Login:    admin / $password   (saved in .run/login.txt)
-  Account:  demo
-  Token:    $token   (bot token for account demo, saved in .run/token.txt)
+  Accounts: demo (ladder mode multiplier), demo_recover (ladder mode recover, max stake, max exposure, stop-loss)
+  Token:    $token   (bot token for both accounts, saved in .run/token.txt)
   Logs:     web server .run/web.log, Celery worker .run/worker.log, Celery beat .run/beat.log
   PIDs:     web ${pids[0]}, worker ${pids[1]}, beat ${pids[2]}
 Press Ctrl-C to stop all three.

@@ -12,7 +12,8 @@ class TradingSettingsAdmin(admin.ModelAdmin):
     form = TradingSettingsAdminForm
     list_display = (
         "account_name", "concurrent_trading_enabled", "max_concurrent_lanes", "lane_assignment_strategy",
-        "auto_create_lanes", "cool_down_seconds", "max_daily_lanes", "updated_at",
+        "auto_create_lanes", "cool_down_seconds", "max_daily_lanes", "ladder_mode", "max_stake", "max_exposure",
+        "daily_stop_loss", "daily_take_profit", "max_exhausted_lanes", "updated_at",
     )
     list_filter = ("concurrent_trading_enabled", "lane_assignment_strategy", "auto_create_lanes")
     search_fields = ("account_name",)

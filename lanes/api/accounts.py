@@ -93,4 +93,4 @@ def get_account_status(request, account: AccountName):
 def get_account_stats(request, account: AccountName, days: DAYS = Query(STATS_DAYS.default)):
     check_account(request, account)
     known_query(request, "days")
-    return JsonResponse(selectors.stats_get(account=account, days=days))
+    return JsonResponse(selectors.stats_with_risk_get(account=account, days=days))

@@ -501,6 +501,14 @@ class DayStats(TradeCounts):
     lanes_exhausted: int
 
 
+class OutcomeProfits(Schema):
+    recovered: Money
+    exhausted: Money
+    force_completed: Money
+    cancelled: Money
+    active: Money
+
+
 class Stats(TradeCounts):
     account: Optional[str]
     days: int = Field(ge=STATS_DAYS.low, le=STATS_DAYS.high)
@@ -523,6 +531,12 @@ class Stats(TradeCounts):
     by_level: list[LevelStats]
     by_symbol: list[SymbolStats]
     daily: list[DayStats]
+    # The risk guard's (SPEC §11).
+    lanes_recovered_at_loss: int = Field(ge=0, description="recovered lanes whose net_profit is below 0")
+    net_profit_by_outcome: OutcomeProfits = Field(description="the lanes' net_profit summed by outcome (active: not finished)")
+    exposure: Money = Field(description="now: the active lanes' remaining risk plus the open base and legacy trades' stakes")
+    max_drawdown: Money = Field(description="the largest fall of the cumulative net profit below its peak, trades in settle order")
+    max_consecutive_losses: int = Field(ge=0, description="the longest run of losses in settle order (draws neither end nor extend one)")
 
 
 class Check(Answer):

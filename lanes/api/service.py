@@ -17,7 +17,7 @@ router = Router()
 @router.get("/stats", response=Stats, operation_id="getStats", summary="Statistics of every account in the token's scope over the last `days` days")
 def get_stats(request, days: DAYS = Query(STATS_DAYS.default)):
     known_query(request, "days")
-    return JsonResponse(selectors.stats_get(days=days, account_names=scope(request)))
+    return JsonResponse(selectors.stats_with_risk_get(days=days, account_names=scope(request)))
 
 
 @router.get("/status", response=Status, operation_id="getStatus", summary="The status of every enabled account in the token's scope")

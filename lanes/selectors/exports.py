@@ -1,4 +1,4 @@
-"""CSV exports of the dashboard: trades and lane events of a window, streamed in batches."""
+"""CSV exports of the dashboard: trades, lanes and lane events of a window, streamed in batches."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -6,7 +6,9 @@ from typing import Optional
 
 from django.utils import timezone
 
-from ..models import LaneEvent, Trade
+from ..models import Lane, LaneEvent, Trade
+from ..serializers import lane_remaining_risk
+from .lanes import with_open_trade
 from .stats import clean_days
 
 TRADE_EXPORT_COLUMNS = (
@@ -36,3 +38,25 @@ def events_export(*, days, account: Optional[str] = None, now: Optional[datetime
     if account is not None:
         events = events.filter(account_name=account)
     return events.order_by("created_at", "id").values_list(*EVENT_EXPORT_COLUMNS).iterator(chunk_size=2000)
+
+
+LANE_EXPORT_COLUMNS = (
+    "lane_id", "account_name", "symbol", "status", "outcome", "ladder_mode", "payout_rate", "current_level", "max_level",
+    "base_amount", "current_amount", "multiplier", "total_invested", "total_potential_payout", "net_profit",
+    "remaining_risk", "created_at", "completed_at",
+)
+
+
+def lanes_export(*, days, account: Optional[str] = None, now: Optional[datetime] = None):
+    """The lanes created in the last ``days`` × 24 hours as tuples of ``LANE_EXPORT_COLUMNS``,
+    oldest first, fetched in batches (for a streaming CSV); remaining_risk is the engine's, within
+    the account's max_stake (0.00 once finished)."""
+    days = clean_days(days)
+    now = now or timezone.now()
+    lanes = with_open_trade(Lane.objects.filter(created_at__gte=now - timedelta(days=days), created_at__lte=now))
+    if account is not None:
+        lanes = lanes.filter(account_name=account)
+    for lane in lanes.order_by("created_at", "id").iterator(chunk_size=2000):
+        yield tuple(
+            lane_remaining_risk(lane) if column == "remaining_risk" else getattr(lane, column) for column in LANE_EXPORT_COLUMNS
+        )

@@ -476,3 +476,107 @@ def test_account_set_takes_the_risk_settings_and_off(capsys):
     call_command("martingale", "account", "set", "acc", "--max-stake", "off")
     assert selectors.settings_get(account_name="acc")["max_stake"] is None
     assert "recover" in capsys.readouterr().out
+
+
+# --- Admin, the status log, the lanes' CSV export ------------------------------------------------------
+
+
+@pytest.fixture
+def boss(client):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_shows_the_lanes_risk_and_releases_a_lock(boss):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+    from django.urls import reverse
+
+    services.account_create(name="acc", values={})
+    services.settings_update(account_name="acc", values={"max_stake": "3.00"}, actor="t")
+    services.trade_open(account_name="acc", request=Request(trade_id="b", symbol="EURUSD"), actor="t")
+    services.trade_settle(trade_id="b", result="loss", actor="t")  # 2.00, then 4.00 passes max_stake
+    page = boss.get(reverse("admin:lanes_lane_changelist")).content.decode()
+    assert "multiplier" in page and "-1.00" in page and ">2.00<" in page
+    lock = services.account_lock(account_name="acc", minutes=10, actor="t")
+    url = reverse("admin:lanes_accountlock_changelist")
+    data = {"action": "release", ACTION_CHECKBOX_NAME: [lock.pk]}
+    assert b"Yes, I'm sure" in boss.post(url, data).content
+    boss.post(url, {**data, "post": "yes"})
+    lock.refresh_from_db()
+    assert (lock.released_by, lock.released_at is not None) == ("admin:boss", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_status_log_and_the_export_show_exposure_locks_and_net_profit():
+    from lanes import status_log
+
+    services.account_create(name="acc", values={})
+    services.settings_update(account_name="acc", values={"max_exposure": "500.00"}, actor="t")
+    services.trade_open(account_name="acc", request=Request(trade_id="b", symbol="EURUSD"), actor="t")
+    lane = services.trade_settle(trade_id="b", result="loss", actor="t").lane
+    services.account_lock(account_name="acc", minutes=10, note="cpi", actor="t")
+    status = selectors.status_all()["accounts"][0]
+    line = status_log.account_line(status)
+    # 2 + 4 + … + 128 = 254.00 at risk, 246.00 left
+    assert "exposure=254.00" in line and "max_exposure=500.00" in line and "headroom=246.00" in line
+    assert "lock_reason=manual" in line
+    lane_line = status_log.lane_line(status["active_lanes"][0], now=datetime.now(timezone.utc))
+    assert "net_profit=-1.00" in lane_line and "remaining_risk=254.00" in lane_line and "ladder_mode=multiplier" in lane_line
+    rows = list(selectors.lanes_export(days=1))
+    columns = dict(zip(selectors.exports.LANE_EXPORT_COLUMNS, rows[0]))
+    assert (columns["lane_id"], columns["net_profit"], columns["remaining_risk"], columns["ladder_mode"]) == (
+        lane.lane_id, D("-1.00"), D("254.00"), "multiplier",
+    )
+
+
+def test_the_risk_report_shows_the_ladder_of_each_mode_side_by_side():
+    from lanes import risk
+
+    account = Account("acc", D("1.00"), D("1.50"), max_level=4, payout_rate=D("0.85"))
+    report = risk.report(account, Settings(ladder_mode="recover", max_stake=D("12.00")), D("100.00"))
+    assert (report.mode, report.other_mode) == ("recover", "multiplier")
+    assert [(r.level, r.stake, r.lost_before, r.net_if_win) for r in report.rungs] == [
+        (0, D("1.00"), D("0.00"), D("0.85")),
+        (1, D("2.18"), D("1.00"), D("0.85")),  # 4.03 returned for 2.18 + 1.00 staked
+        (2, D("4.75"), D("3.18"), D("0.86")),
+        (3, D("10.33"), D("7.93"), D("0.85")),
+    ]  # 22.49 would pass max_stake 12.00
+    assert report.lane_worst == D("18.26")
+    assert [r.stake for r in report.other_rungs] == [D("1.00"), D("1.50"), D("2.25"), D("3.38"), D("5.06")]
+    # 2.78 for 2.50, 4.16 for 4.75, 6.25 for 8.13 (the issue's demo: -1.88), 9.36 for 13.19
+    assert [r.net_if_win for r in report.other_rungs][1:] == [D("0.28"), D("-0.59"), D("-1.88"), D("-3.83")]
+    assert not any(w.kind == "recovery" for w in report.warnings)
+    multiplier = risk.report(account, Settings(), D("100.00"))
+    assert [w.kind for w in multiplier.warnings if w.kind == "recovery"] == ["recovery"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_risk_statistics_of_a_window_by_hand():
+    services.account_create(name="acc", values={"martingale_multiplier": "1.50", "martingale_max_level": 2})
+    for trade_id, result in [
+        ("a0", "loss"), ("a1", "loss"), ("a2", "win"),  # lane A recovered: -1.00 - 1.50 + 1.91 = -0.59
+        ("b0", "loss"), ("b1", "loss"), ("b2", "loss"),  # lane B exhausted: -4.75
+        ("w", "win"),  # a base win: +0.85
+        ("c0", "loss"),  # lane C, active at level 1: 1.50 + 2.25 still at risk
+    ]:
+        services.trade_open(account_name="acc", request=Request(trade_id=trade_id, symbol="EURUSD"), actor="t")
+        services.trade_settle(trade_id=trade_id, result=result, actor="t")
+    services.trade_open(account_name="acc", request=Request(trade_id="c1", symbol="EURUSD"), actor="t")  # joins lane C
+    stats = selectors.risk_stats_get(account="acc", days=1)
+    assert stats["lanes_recovered_at_loss"] == 1
+    assert stats["net_profit_by_outcome"] == {
+        "recovered": "-0.59", "exhausted": "-4.75", "force_completed": "0.00", "cancelled": "0.00", "active": "-1.00",
+    }
+    assert stats["exposure"] == "3.75"
+    # Cumulative: -1.00, -2.50, -0.59, -1.59, -3.09, -5.34, -4.49, -5.49: 5.49 below the start.
+    assert (stats["max_drawdown"], stats["max_consecutive_losses"]) == ("5.49", 3)
+    assert selectors.risk_stats_get(days=1)["max_drawdown"] == "5.49"
+
+
+def test_drawdown_and_losing_runs_of_the_engine():
+    assert engine.max_drawdown([D("2.00"), D("-3.00"), D("1.00"), D("-1.50")]) == D("3.50")
+    assert engine.max_drawdown([]) == D("0.00")
+    assert engine.longest_losing_run(["lost", "draw", "lost", "won", "lost"]) == 2

@@ -108,11 +108,14 @@ def test_status_log_writes_one_line_per_enabled_account_with_every_field(book, c
         "martingale.status account account=pelly mode=enhanced martingale=true active_lanes=1 max_lanes=2 "
         "open_trades=2 queued_trades=1 slots=2 free_slots=0 concurrent=true strategy=round_robin auto_create=true "
         "cool_down_seconds=0 lanes_today=1 max_daily_lanes=5 net_profit_today=-1.00 balance=1000.00 "
-        "base_amount=1.00 multiplier=1.50 max_level=7 worst_case_exposure=98.52",
+        "base_amount=1.00 multiplier=1.50 max_level=7 worst_case_exposure=98.52 ladder_mode=multiplier "
+        # the lane's 1.50 + 2.25 + … + 17.09 = 48.26 still at risk, and the open base trade's 1.00
+        "exposure=49.26 max_exposure=- headroom=- locked_until=- lock_reason=-",
         "martingale.status account account=quiet mode=enhanced martingale=true active_lanes=0 max_lanes=3 "
         "open_trades=0 queued_trades=0 slots=1 free_slots=1 concurrent=false strategy=fifo auto_create=true "
         "cool_down_seconds=0 lanes_today=0 max_daily_lanes=10 net_profit_today=0.00 balance=0.00 "
-        "base_amount=2.00 multiplier=2.00 max_level=7 worst_case_exposure=1530.00",
+        "base_amount=2.00 multiplier=2.00 max_level=7 worst_case_exposure=1530.00 ladder_mode=multiplier "
+        "exposure=0.00 max_exposure=- headroom=- locked_until=- lock_reason=-",
     ]
 
 
@@ -122,7 +125,8 @@ def test_status_log_writes_one_line_per_active_lane(book, caplog):
     # potential payout round2(1.00 × 1.85) + round2(1.50 × 1.85) = 1.85 + 2.78.
     assert status_lines(caplog, "lane") == [
         f"martingale.status lane lane={book} account=pelly symbol=EURUSD level=1 max_level=7 stake=1.50 "
-        "invested=2.50 potential_payout=4.63 trades=2 open_trade=t2 age_seconds=590 unchanged_seconds=580"
+        "invested=2.50 potential_payout=4.63 trades=2 open_trade=t2 age_seconds=590 unchanged_seconds=580 "
+        "ladder_mode=multiplier net_profit=-1.00 remaining_risk=48.26"
     ]
 
 

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from lanes import checks, engine, selectors, services
+from lanes.adapters import engine_settings
 from lanes.ranges import (
     ACCOUNT, LOCK_MINUTES, PAYOUT, RESULTS, RISK_SETTINGS, SETTINGS, STATS_DAYS, Choice, Field, Flag, InvalidInput, Off,
     Whole,
@@ -376,7 +377,7 @@ class Command(BaseCommand):
         self.out(self._settings_table([selectors.settings_get(account_name=options["account"])]))
 
     def do_stats(self, options):
-        stats = selectors.stats_get(account=options["account"], days=options["days"])
+        stats = selectors.stats_with_risk_get(account=options["account"], days=options["days"])
         if options["json"]:
             self.out_json(stats)
             return
@@ -402,6 +403,12 @@ class Command(BaseCommand):
                     ("  draws", stats["draws"]),
                     ("win rate", _percent(stats["win_rate"])),
                     ("net profit", stats["net_profit"]),
+                    ("  of recovered lanes", stats["net_profit_by_outcome"]["recovered"]),
+                    ("  of exhausted lanes", stats["net_profit_by_outcome"]["exhausted"]),
+                    ("recovered at a loss", stats["lanes_recovered_at_loss"]),
+                    ("max drawdown", stats["max_drawdown"]),
+                    ("longest losing run", stats["max_consecutive_losses"]),
+                    ("exposure now", stats["exposure"]),
                 ]
             )
         )
@@ -706,7 +713,6 @@ class Command(BaseCommand):
 
     def _print_account(self, account) -> None:
         data = account_json(account)
-        stakes = engine.ladder(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
         self.out(
             _table(
                 ["FIELD", "VALUE"],
@@ -716,5 +722,13 @@ class Command(BaseCommand):
                 )],
             )
         )
-        risk = engine.lane_risk(account.base_amount, account.martingale_multiplier, account.martingale_max_level)
-        self.out(f"One lane risks {money(risk)} before it is exhausted (largest stake {money(stakes[-1])}).")
+        settings = engine_settings(selectors.account_get(account_name=account.worker_name).trading_settings)
+        stakes = engine.mode_ladder(
+            settings.ladder_mode, account.base_amount, account.martingale_multiplier, account.payout_rate,
+            account.martingale_max_level,
+        )
+        stakes = stakes[: engine.last_level(stakes, settings.max_stake) + 1]
+        self.out(
+            f"One lane risks {money(sum(stakes[1:], stakes[0]))} before it is exhausted (largest stake {money(stakes[-1])}, "
+            f"ladder mode {settings.ladder_mode})."
+        )
