@@ -13,6 +13,7 @@ urlpatterns = [
     path("account/<str:name>/settings/risk/", views.account_settings_risk, name="settings-risk"),
     path("account/<str:name>/reset/", views.account_reset, name="reset"),
     path("account/<str:name>/emergency-stop/", views.account_emergency_stop, name="emergency-stop"),
+    path("lock/<str:lock_id>/release/", views.lock_release, name="lock-release"),
     path("lane/<str:lane_id>/", views.lane_detail, name="lane"),
     path("lane/<str:lane_id>/complete/", views.lane_complete, name="lane-complete"),
     path("trade/<str:trade_id>/settle/", views.trade_settle, name="trade-settle"),

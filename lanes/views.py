@@ -32,6 +32,8 @@ from .adapters import engine_account, engine_settings
 from .forms import SettleForm
 from .models import LaneStatus, TradeStatus
 from .ranges import InvalidInput
+from .selectors.locks import lock_get
+from .selectors.status import account_summaries
 from .serializers import settings_json
 
 STATS_PERIODS = (1, 7, 30)
@@ -161,6 +163,31 @@ def account_emergency_stop(request: HttpRequest, name: str) -> HttpResponse:
     return redirect(back)
 
 
+@require_http_methods(["GET", "POST"])
+@staff_required
+def lock_release(request: HttpRequest, lock_id: str) -> HttpResponse:
+    """End an account's lock (SPEC §11) at once, after confirming."""
+    lock = lock_get(lock_id=lock_id)
+    if lock is None:
+        raise Http404(f"lock {lock_id} not found")
+    name = lock.account.worker_name
+    back = _next_url(request, reverse("dashboard:account", args=[name]))
+    if request.method == "GET":
+        return _confirm(
+            request,
+            title=f"Release the lock of {name}",
+            message=f"End the lock of {name} now ({lock.get_reason_display()}, until "
+            f"{timezone.localtime(lock.locked_until):%Y-%m-%d %H:%M %Z})? New trade requests are accepted again "
+            "and queued trades may open.",
+            button="Release the lock",
+            hidden={"next": back},
+            back=back,
+        )
+    services.lock_release(lock_id=lock_id, actor=_actor(request))
+    messages.success(request, f"{name}: lock released.")
+    return redirect(back)
+
+
 # --- Lanes --------------------------------------------------------------------------------------
 
 
@@ -257,11 +284,18 @@ def trade_settle(request: HttpRequest, trade_id: str) -> HttpResponse:
 # --- Settings and the risk panel ----------------------------------------------------------------
 
 
+# The risk-guard settings the risk panel draws (SPEC §11): the ladder's mode and its bounds.
+RISK_PANEL_SETTINGS = ("ladder_mode", "max_stake", "max_exposure")
+
+
 def _risk_from_values(account, values) -> risk.RiskReport | None:
     """The risk report of the settings a form holds (not saved yet); None while they are invalid."""
     try:
         stakes = clean_account_fields({name: values.get(name, "") for name in STAKE_FIELDS}, from_text=True)
-        lanes = clean_trading_settings({"max_concurrent_lanes": values.get("max_concurrent_lanes", "")}, from_text=True)
+        given = [name for name in RISK_PANEL_SETTINGS if name in values]  # the others: as stored
+        lanes = clean_trading_settings(
+            {name: values.get(name, "") for name in ("max_concurrent_lanes", *given)}, from_text=True
+        )
     except InvalidInput:
         return None
     switches = {name: values.get(name) in ("on", "true", "True", True) for name in SWITCH_FIELDS}
@@ -273,6 +307,7 @@ def _risk_from_values(account, values) -> risk.RiskReport | None:
         engine_settings(account.trading_settings),
         max_concurrent_lanes=lanes["max_concurrent_lanes"],
         concurrent_trading_enabled=values.get("concurrent_trading_enabled") in ("on", "true", "True", True),
+        **{name: lanes[name] for name in given},
     )
     return risk.report(rules, settings, account.balance)
 
@@ -286,7 +321,11 @@ def account_settings(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST":
         if not request.user.is_staff:
             raise PermissionDenied("changes need a staff user")
-        form = AccountSettingsForm(request.POST, active_lanes=active)
+        stored = account.trading_settings
+        form = AccountSettingsForm(
+            request.POST, active_lanes=active,
+            current={"ladder_mode": stored.ladder_mode, "max_stake": stored.max_stake} if stored else {},
+        )
         if form.is_valid():
             # Every value was validated above, and the service saves them all in one transaction.
             change = services.account_configure(
@@ -306,7 +345,7 @@ def account_settings(request: HttpRequest, name: str) -> HttpResponse:
     else:
         form = AccountSettingsForm(initial=AccountSettingsForm.initial_for(account, current), active_lanes=active)
         report = risk.report(engine_account(account), engine_settings(account.trading_settings), account.balance)
-    return render(request, "lanes/settings.html", {"account": account, "form": form, "risk": report})
+    return render(request, "lanes/settings.html", {"account": account, "form": form, **_panel_context(account, report)})
 
 
 @require_GET
@@ -315,7 +354,25 @@ def account_settings_risk(request: HttpRequest, name: str) -> HttpResponse:
     """The risk panel of the values the settings form holds, recomputed on the server as the
     trader types (htmx swaps it in)."""
     account = _account_or_404(name)
-    return render(request, "lanes/_risk_panel.html", {"account": account, "risk": _risk_from_values(account, request.GET)})
+    return render(
+        request, "lanes/_risk_panel.html", {"account": account, **_panel_context(account, _risk_from_values(account, request.GET))}
+    )
+
+
+def _panel_context(account, report: risk.RiskReport | None) -> dict[str, Any]:
+    """The risk panel: the report of the settings typed, their ladder beside the other mode's,
+    and the account's exposure as it stands with the headroom the typed max_exposure leaves."""
+    if report is None:
+        return {"risk": None}
+    summary = account_summaries([account], timezone.now(), trade_lists=False)[0]
+    return {
+        "risk": report,
+        "ladders": [(report.mode, report.rungs, True), (report.other_mode, report.other_rungs, False)],
+        "now": {
+            "exposure": summary.exposure,
+            "headroom": engine.headroom(replace(summary.settings, max_exposure=report.max_exposure), summary.exposure),
+        },
+    }
 
 
 # --- Statistics and exports ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from crispy_forms.layout import Column, Fieldset, Layout, Row
 from django import forms
 
 from lanes.models import Account
-from lanes.ranges import ACCOUNT, SETTINGS, SETTINGS_DEFAULTS, Flag, InvalidInput
+from lanes.ranges import ACCOUNT, ALL_SETTINGS, LADDER_MODES, RISK_DEFAULTS, SETTINGS_DEFAULTS, Flag, InvalidInput
 
 from .models import LaneAssignmentStrategy, TradingSettings
 from .validation import check_stake_fits, clean_account_fields, clean_trading_settings
@@ -25,7 +25,7 @@ SWITCH_FIELDS = ("martingale_enabled", "enhanced_martingale_enabled")
 
 def help_for(name: str) -> str:
     """A field's help text with its allowed range, from lanes.ranges."""
-    field = SETTINGS.get(name) or ACCOUNT[name]
+    field = ALL_SETTINGS.get(name) or ACCOUNT[name]
     if isinstance(field, Flag):
         return field.help
     return f"{field.help} {field.describe()}."
@@ -67,6 +67,40 @@ def _settings_fields() -> dict[str, forms.Field]:
     }
 
 
+# SPEC §11: a setting that may be off is an empty box (or "off").
+OFF_FIELDS = ("max_stake", "max_exposure", "daily_stop_loss", "daily_take_profit", "max_exhausted_lanes")
+
+
+def _risk_fields() -> dict[str, forms.Field]:
+    fields = {
+        "ladder_mode": forms.CharField(
+            label="Ladder mode",
+            required=False,
+            widget=forms.Select(choices=[(mode, mode.capitalize()) for mode in LADDER_MODES]),
+            help_text=help_for("ladder_mode"),
+        ),
+        "max_stake": _text("Max stake", "max_stake"),
+        "max_exposure": _text("Max exposure", "max_exposure"),
+        "daily_stop_loss": _text("Daily stop-loss", "daily_stop_loss"),
+        "daily_take_profit": _text("Daily take-profit", "daily_take_profit"),
+        "max_exhausted_lanes": _text("Max exhausted lanes", "max_exhausted_lanes", "numeric"),
+        "exhausted_window_hours": _text("Exhausted-lanes window (hours)", "exhausted_window_hours", "numeric"),
+        "lock_minutes": _text("Lock for (minutes)", "lock_minutes", "numeric"),
+    }
+    for name in OFF_FIELDS:
+        fields[name].widget.attrs["placeholder"] = "off"
+    return fields
+
+
+def _initial_text(value: Any) -> Any:
+    """A stored setting as the form shows it: off as an empty box, money with its two places."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return value
+    return str(value)
+
+
 class AccountSettingsForm(forms.Form):
     """The six trading settings of SPEC §2, the account's stake settings and its mode switches."""
 
@@ -84,9 +118,11 @@ class AccountSettingsForm(forms.Form):
     martingale_max_level = _text("Max level", "martingale_max_level", "numeric")
     payout_rate = _text("Payout rate", "payout_rate")
 
-    def __init__(self, *args, active_lanes: int = 0, **kwargs):
+    def __init__(self, *args, active_lanes: int = 0, current: dict[str, Any] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.current = current or {}  # the stored risk-guard settings, for what the post leaves out
         self.fields.update(_settings_fields())
+        self.fields.update(_risk_fields())
         self.active_lanes = active_lanes
         modes = [Row(Column("martingale_enabled"), Column("enhanced_martingale_enabled"))]
         if active_lanes:
@@ -109,12 +145,20 @@ class AccountSettingsForm(forms.Form):
                 Row(Column("base_amount"), Column("martingale_multiplier")),
                 Row(Column("martingale_max_level"), Column("payout_rate")),
             ),
+            Fieldset(
+                "Risk guard (empty = off)",
+                Row(Column("ladder_mode"), Column("max_stake")),
+                Row(Column("max_exposure"), Column("lock_minutes")),
+                Row(Column("daily_stop_loss"), Column("daily_take_profit")),
+                Row(Column("max_exhausted_lanes"), Column("exhausted_window_hours")),
+            ),
         )
 
     @classmethod
     def initial_for(cls, account: Account, settings: dict[str, Any]) -> dict[str, Any]:
         return {
             **{name: settings[name] for name in SETTINGS_DEFAULTS},
+            **{name: _initial_text(settings.get(name, default)) for name, default in RISK_DEFAULTS.items()},
             **{name: getattr(account, name) for name in SWITCH_FIELDS},
             "base_amount": f"{account.base_amount:.2f}",
             "martingale_multiplier": f"{account.martingale_multiplier:.2f}",
@@ -127,9 +171,9 @@ class AccountSettingsForm(forms.Form):
         self.settings_values: dict[str, Any] = {}
         self.account_values: dict[str, Any] = {}
         try:
-            self.settings_values = clean_trading_settings(
-                {name: data.get(name, "") for name in SETTINGS_DEFAULTS}, from_text=True
-            )
+            # A risk-guard setting the post leaves out keeps its value (an empty box is "off").
+            names = [*SETTINGS_DEFAULTS, *(name for name in RISK_DEFAULTS if name in self.data)]
+            self.settings_values = clean_trading_settings({name: data.get(name, "") for name in names}, from_text=True)
         except InvalidInput as error:
             _add_errors(self, error)
         try:
@@ -140,7 +184,11 @@ class AccountSettingsForm(forms.Form):
             _add_errors(self, error)
         else:
             try:
-                check_stake_fits(*(self.account_values[name] for name in STAKE_FIELDS))
+                check_stake_fits(
+                    *(self.account_values[name] for name in STAKE_FIELDS),
+                    ladder_mode=self.settings_values.get("ladder_mode", self.current.get("ladder_mode", RISK_DEFAULTS["ladder_mode"])),
+                    max_stake=self.settings_values.get("max_stake", self.current.get("max_stake")),
+                )
             except InvalidInput as error:
                 _add_errors(self, error)
         self.complete_active_lanes = bool(data.get("complete_active_lanes"))

@@ -10,6 +10,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from .. import engine
+from ..adapters import engine_lane
 from ..models import Lane, LaneStatus, Trade, TradeStatus
 from .accounts import account_get, account_queryset
 from .alarms import overdue_before, stuck_before
@@ -61,10 +62,13 @@ def account_page_get(*, account_name: str, now: Optional[datetime] = None) -> di
         .exclude(status=LaneStatus.ACTIVE)
         .order_by("-completed_at", "-id")[:RECENT_LANES_LIMIT]
     )
+    active = summary.active_lanes[:ACCOUNT_PAGE_LIMIT]
+    for lane in active:  # what each can still lose (SPEC §11), within the account's max_stake
+        lane.remaining_risk = engine.remaining_risk(engine_lane(lane), summary.settings.max_stake)
     return {
         "account": summary.account,
         "summary": summary,
-        "active_lanes": summary.active_lanes[:ACCOUNT_PAGE_LIMIT],
+        "active_lanes": active,
         "more_active_lanes": len(summary.active_lanes) > ACCOUNT_PAGE_LIMIT,
         "finished_lanes": finished,
         "open_trades": summary.open_trades[:ACCOUNT_PAGE_LIMIT],

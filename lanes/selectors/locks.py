@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Optional
 
 from django.db.models import Case, IntegerField, Q, Value, When
 
@@ -29,3 +30,8 @@ def active_locks(*, account_name: str, now: datetime) -> list[AccountLock]:
     return list(
         AccountLock.objects.filter(_active(now), account__worker_name=account_name).order_by("-locked_until", "-id")
     )
+
+
+def lock_get(*, lock_id: str) -> Optional[AccountLock]:
+    """One lock with its account, or None."""
+    return AccountLock.objects.select_related("account").filter(lock_id=lock_id).first()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from lanes import engine, risk, services
-from lanes.models import Account, Lane, LaneEvent, Trade
+from lanes.models import Account, AccountLock, Lane, LaneEvent, Trade
 from settings_app.models import TradingSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -121,7 +121,9 @@ def expected_panel(
     report = risk.report(account, settings, Decimal(balance))
     return {
         "ladder": [
-            f"{rung.level}\t{money(rung.stake)}\t{money(rung.total)}\t{money(rung.returns)}" for rung in report.rungs
+            f"{rung.level}\t{money(rung.stake)}\t{money(rung.lost_before)}\t{money(rung.returns)}\t"
+            + (money(rung.net_if_win) if rung.level else "—")
+            for rung in report.rungs
         ],
         "lane_worst": money(report.lane_worst),
         "worst_case": money(report.worst_case),
@@ -461,3 +463,44 @@ def test_a_legacy_account_has_one_slot_even_with_concurrent_trading(page, staff,
     expect(page.locator("#risk-slots")).to_have_text("1")
     expect(page.locator("#risk-worst-label")).to_have_text("one progression (legacy mode)")
     screenshot(page, "18-legacy-slots")
+
+
+def test_the_risk_panel_shows_both_ladder_modes_and_switches_them(page, staff, account, log_in, screenshot):
+    log_in(staff)
+    page.goto("/account/acc/settings/")
+    expect(page.locator("#risk-ladder")).to_have_attribute("data-mode", "multiplier")
+    expect(page.locator("#risk-ladder-other")).to_have_attribute("data-mode", "recover")
+    # SPEC §11's example ladder, beside the multiplier one: b = 1.00, r = 0.85.
+    stakes = page.locator("#risk-ladder-other tbody tr td:nth-child(2)").all_inner_texts()
+    assert stakes == ["1.00", "2.18", "4.75", "10.33"]
+    page.select_option("#id_ladder_mode", "recover")
+    expect(page.locator("#risk-ladder")).to_have_attribute("data-mode", "recover")
+    expect(page.locator("#risk-ladder tbody tr td:nth-child(2)")).to_have_text(["1.00", "2.18", "4.75", "10.33"])
+    # A max stake cuts the chosen ladder; a max exposure shows its headroom.
+    page.fill("#id_max_stake", "5.00")
+    expect(page.locator("#risk-ladder tbody tr")).to_have_count(3)
+    page.fill("#id_max_exposure", "12.50")
+    expect(page.locator("#risk-headroom")).to_have_text("12.50 / 12.50")
+    screenshot(page, "12-settings-risk-modes")
+    page.click("#save-settings")
+    expect(page).to_have_url(re.compile(r"/account/acc/$"))
+    expect(page.locator('[data-setting="ladder_mode"]')).to_have_text("recover")
+    expect(page.locator('[data-setting="max_stake"]')).to_have_text("5.00")
+
+
+def test_a_lock_counts_down_on_the_account_page_and_is_released_after_confirming(page, staff, account, log_in, screenshot):
+    lock = services.account_lock(account_name="acc", minutes=90, note="news at 14:30", actor="test")
+    log_in(staff)
+    page.goto("/")
+    expect(page.locator(f'[data-lock="{lock.lock_id}"]')).to_contain_text("locked: Paused by hand")
+    page.goto("/account/acc/")
+    banner = page.locator(f'[data-lock="{lock.lock_id}"]')
+    expect(banner).to_contain_text("news at 14:30")
+    expect(banner.locator("[data-countdown-until]")).to_have_text(re.compile(r"^1h (29m|30m) \d\ds left$"))
+    screenshot(page, "13-account-locked")
+    banner.locator("[data-release]").click()
+    expect(page.locator("h1, .card-header").first).to_be_visible()
+    page.click("button[data-confirm]")
+    expect(page).to_have_url(re.compile(r"/account/acc/$"))
+    expect(page.locator("[data-lock]")).to_have_count(0)
+    assert AccountLock.objects.get(pk=lock.pk).released_by == "dashboard:" + staff.username

@@ -144,18 +144,24 @@ def test_every_bad_field_is_reported_at_once(staff_client):
 # --- The risk panel -----------------------------------------------------------------------------
 
 
-def ladder_rows(html: str) -> list[list[str]]:
-    body = html.split('id="risk-ladder"')[1].split("</tbody>")[0]
+def ladder_rows(html: str, table: str = "risk-ladder") -> list[list[str]]:
+    body = html.split(f'id="{table}"')[1].split("</tbody>")[0]
     return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in body.split("<tr")[2:]]
 
 
 def test_the_panel_renders_the_ladder_of_the_engine(staff_client):
     html = staff_client.get(URL).content.decode()
     stakes = engine.ladder(Decimal("1.00"), Decimal("2.00"), 3)
-    totals = [sum(stakes[: level + 1]) for level in range(4)]
-    expected = [[str(level), f"{stake:,.2f}", f"{total:,.2f}"] for level, (stake, total) in enumerate(zip(stakes, totals))]
+    lost_before = [sum(stakes[:level]) for level in range(4)]
+    expected = [[str(level), f"{stake:,.2f}", f"{lost:,.2f}"] for level, (stake, lost) in enumerate(zip(stakes, lost_before))]
     assert [row[:3] for row in ladder_rows(html)] == expected
-    assert ladder_rows(html)[3][3] == "14.80"  # 8.00 × 1.85
+    assert ladder_rows(html)[3][3:] == ["14.80", "-0.20"]  # 8.00 × 1.85; the lane invested 15.00 by then
+    # Beside it, the recover ladder of SPEC §11 for the same base and payout: each win returns the
+    # losses and the base trade's profit (0.85), so the lane's net is at least 0.85 at every level.
+    assert 'data-mode="recover"' in html
+    recover = ladder_rows(html, "risk-ladder-other")
+    assert [row[1] for row in recover] == ["1.00", "2.18", "4.75", "10.33"]
+    assert all(Decimal(row[4]) >= Decimal("0.85") for row in recover[1:])
     assert 'id="risk-lane-worst">15.00<' in html
     assert 'id="risk-worst-case">45.00<' in html  # 3 lanes × 15.00
     assert 'id="risk-balance">50.00<' in html
