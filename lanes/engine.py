@@ -398,7 +398,10 @@ class AccountState:
         return [t for t in self.trades.values() if t.status == OPEN]
 
     def queue(self) -> list[Trade]:
-        return sorted((t for t in self.trades.values() if t.status == QUEUED), key=queue_key)
+        queued = [t for t in self.trades.values() if t.status == QUEUED]
+        if len(queued) > 1:  # asked several times per call, and mostly empty
+            queued.sort(key=queue_key)
+        return queued
 
     def queue_position(self, trade_id: str) -> Optional[int]:
         for position, trade in enumerate(self.queue(), start=1):
@@ -407,7 +410,10 @@ class AccountState:
         return None
 
     def active_lanes(self) -> list[Lane]:
-        return sorted((l for l in self.lanes.values() if l.status == ACTIVE), key=lane_age_key)
+        lanes = [l for l in self.lanes.values() if l.status == ACTIVE]
+        if len(lanes) > 1:
+            lanes.sort(key=lane_age_key)
+        return lanes
 
     def open_trade_of(self, lane_id: str) -> Optional[Trade]:
         for trade in self.trades.values():
@@ -528,6 +534,8 @@ def headroom(settings: Settings, account_exposure: Decimal) -> Optional[Decimal]
 
 
 def active_lock(locks: list[Lock], now: datetime) -> Optional[Lock]:
+    if not locks:  # asked on every request and result; most accounts have none
+        return None
     active = [lock for lock in locks if lock.active(now)]
     return max(active, key=lambda lock: lock.locked_until) if active else None
 
