@@ -181,6 +181,20 @@ class MartingaleClient:
         path = f"/accounts/{_segment(account)}/stats" if account else "/stats"
         return self._call("GET", path, query={"days": days})
 
+    def locks(self, account: str) -> list[dict]:
+        """The account's locks, active first (SPEC §11)."""
+        return self._call("GET", f"/accounts/{_segment(account)}/locks")["locks"]
+
+    def lock(self, account: str, minutes: int, note: Optional[str] = None) -> dict:
+        """Pause the account by hand: trade requests answer 409 account_locked until it ends."""
+        body = {"minutes": minutes, **({"note": note} if note is not None else {})}
+        # Not idempotent: a retry after a lost answer would set a second lock.
+        return self._call("POST", f"/accounts/{_segment(account)}/locks", body, idempotent=False)
+
+    def release_lock(self, lock_id: str) -> dict:
+        """End a lock at once; releasing one already ended answers it as it is."""
+        return self._call("POST", f"/locks/{_segment(lock_id)}/release")
+
     def health(self) -> dict:
         """The health document; a 503 (database down) answers the document too, not an ApiError."""
         return self._call("GET", "/health", document_statuses=(503,))

@@ -580,3 +580,20 @@ def test_drawdown_and_losing_runs_of_the_engine():
     assert engine.max_drawdown([D("2.00"), D("-3.00"), D("1.00"), D("-1.50")]) == D("3.50")
     assert engine.max_drawdown([]) == D("0.00")
     assert engine.longest_losing_run(["lost", "draw", "lost", "won", "lost"]) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bot_pauses_and_resumes_its_account_through_the_python_client(live_server):
+    from lanes.client import ApiError, MartingaleClient
+
+    services.account_create(name="acc", values={})
+    bot = MartingaleClient(live_server.url, services.token_create(name="bot", account_names=["acc"])[1], retries=0)
+    lock = bot.lock("acc", 20, note="news")
+    assert (lock["reason"], lock["note"], lock["active"]) == ("manual", "news", True)
+    with pytest.raises(ApiError) as refused:
+        bot.request_trade("acc", "EURUSD")
+    assert (refused.value.status, refused.value.code) == (409, "account_locked")
+    assert 1 <= refused.value.retry_after <= 20 * 60
+    assert [item["lock_id"] for item in bot.locks("acc")] == [lock["lock_id"]]
+    assert bot.release_lock(lock["lock_id"])["active"] is False
+    assert bot.request_trade("acc", "EURUSD")["status"] == "open"
