@@ -597,3 +597,20 @@ def test_a_bot_pauses_and_resumes_its_account_through_the_python_client(live_ser
     assert [item["lock_id"] for item in bot.locks("acc")] == [lock["lock_id"]]
     assert bot.release_lock(lock["lock_id"])["active"] is False
     assert bot.request_trade("acc", "EURUSD")["status"] == "open"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_the_lanes_already_there_their_net_profit_and_keeps_the_triggers():
+    from lanes import summary
+
+    services.account_create(name="acc", values={"martingale_multiplier": "1.50", "martingale_max_level": 2})
+    for trade_id, result, payout in [("a0", "loss", "0.40"), ("a1", "loss", None), ("a2", "win", None), ("b0", "loss", None), ("b1", "draw", None)]:
+        services.trade_open(account_name="acc", request=Request(trade_id=trade_id, symbol="EURUSD"), actor="t")
+        services.trade_settle(trade_id=trade_id, result=result, payout=None if payout is None else D(payout), actor="t")
+    before = dict(Lane.objects.values_list("lane_id", "net_profit"))
+    assert sorted(before.values()) == [D("-1.00"), D("-0.19")]  # -0.60 - 1.50 + 1.91; -1.00 and a draw
+    call_command("migrate", "lanes", "0005", verbosity=0)
+    call_command("migrate", verbosity=0)
+    assert dict(Lane.objects.values_list("lane_id", "net_profit")) == before
+    assert summary.installed_triggers() == set(summary.TRIGGERS)
+    assert summary.differences() == {}
