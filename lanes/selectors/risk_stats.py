@@ -10,8 +10,10 @@ the time grows with the rows of the window.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import BigIntegerField, Count, F, Q, Sum
+from django.db.models.functions import Cast, Round
 from django.utils import timezone
 
 from .. import engine
@@ -60,15 +62,18 @@ def risk_stats_get(
         by_outcome[key] += row["net"] or engine.ZERO
         at_loss += row["at_loss"]
 
+    # Profits as whole cents (exact in every database, and no Decimal per row: a 30-day window of
+    # a million trades spent 0.9 s in the row converters); the engine's functions add them up.
     settled = (
         trades.filter(opened_at__gte=since, opened_at__lte=now, status__in=SETTLED_STATES)
         .order_by("settled_at", "id")
-        .values_list("status", "profit")
+        .annotate(cents=Cast(Round(F("profit") * 100), BigIntegerField()))
+        .values_list("status", "cents")
     )
     statuses, profits = [], []
-    for status, profit in settled.iterator(chunk_size=5000):
+    for status, cents in settled.iterator(chunk_size=5000):
         statuses.append(status)
-        profits.append(profit)
+        profits.append(cents or 0)
 
     # Exposure is a figure of now, over every active lane (whenever created) and open trade.
     active = list(with_open_trade(lanes.filter(status=LaneStatus.ACTIVE)))
@@ -84,7 +89,7 @@ def risk_stats_get(
         "lanes_recovered_at_loss": at_loss,
         "net_profit_by_outcome": {outcome: money(engine.round2(total)) for outcome, total in by_outcome.items()},
         "exposure": money(engine.round2(exposure)),
-        "max_drawdown": money(engine.max_drawdown(profits)),
+        "max_drawdown": money(engine.round2(Decimal(engine.max_drawdown(profits)) / 100)),
         "max_consecutive_losses": engine.longest_losing_run(statuses),
     }
 
