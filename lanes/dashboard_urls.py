@@ -20,4 +20,5 @@ urlpatterns = [
     path("stats/", views.stats, name="stats"),
     path("export/trades.csv", views.export_trades, name="export-trades"),
     path("export/lane-events.csv", views.export_events, name="export-events"),
+    path("export/lanes.csv", views.export_lanes, name="export-lanes"),
 ]

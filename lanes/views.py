@@ -32,6 +32,7 @@ from .adapters import engine_account, engine_settings
 from .forms import SettleForm
 from .models import LaneStatus, TradeStatus
 from .ranges import InvalidInput
+from .selectors.exports import LANE_EXPORT_COLUMNS
 from .selectors.locks import lock_get
 from .selectors.status import account_summaries
 from .serializers import settings_json
@@ -447,6 +448,7 @@ TRADE_HEADER = (
     "payout", "profit", "requested_at", "opened_at", "settled_at", "expires_at", "requested_by",
 )
 EVENT_HEADER = ("id", "created_at", "account", "lane_id", "kind", "trade_id", "actor", "data")
+LANE_HEADER = tuple("account" if column == "account_name" else column for column in LANE_EXPORT_COLUMNS)
 
 
 @require_GET
@@ -459,3 +461,10 @@ def export_trades(request: HttpRequest) -> HttpResponse:
 @login_required
 def export_events(request: HttpRequest) -> HttpResponse:
     return _export(request, "lane-events", selectors.events_export, EVENT_HEADER)
+
+
+@require_GET
+@login_required
+def export_lanes(request: HttpRequest) -> HttpResponse:
+    """The lanes created in the window with their ladder mode, net profit and remaining risk (SPEC §11)."""
+    return _export(request, "lanes", selectors.lanes_export, LANE_HEADER)

@@ -200,11 +200,15 @@ class TradingSettingsAdminForm(forms.ModelForm):
 
     class Meta:
         model = TradingSettings
-        fields = ("account_name", *SETTINGS_DEFAULTS)
+        fields = ("account_name", *SETTINGS_DEFAULTS, *RISK_DEFAULTS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields.update(_settings_fields())
+        self.fields.update(_risk_fields())
+        if self.instance.pk is not None and not self.is_bound:
+            for name in RISK_DEFAULTS:  # off as an empty box, as the dashboard shows it
+                self.initial[name] = _initial_text(getattr(self.instance, name))
 
     def clean_account_name(self):
         name = self.cleaned_data["account_name"]
@@ -216,9 +220,8 @@ class TradingSettingsAdminForm(forms.ModelForm):
         data = super().clean()
         self.settings_values = {}
         try:
-            self.settings_values = clean_trading_settings(
-                {name: data.get(name, "") for name in SETTINGS_DEFAULTS}, from_text=True
-            )
+            names = [*SETTINGS_DEFAULTS, *(name for name in RISK_DEFAULTS if name in self.data)]
+            self.settings_values = clean_trading_settings({name: data.get(name, "") for name in names}, from_text=True)
         except InvalidInput as error:
             _add_errors(self, error)
         data.update(self.settings_values)

@@ -161,6 +161,25 @@ def test_bad_settings_show_the_validation_message_and_change_nothing(boss, accou
     assert row.cool_down_seconds == 5
 
 
+def test_the_risk_guard_is_edited_in_the_admin_with_the_same_rules(boss, account):
+    risk = {"ladder_mode": "recover", "max_stake": "8.00", "max_exposure": "", "daily_stop_loss": "off",
+            "daily_take_profit": "25.00", "max_exhausted_lanes": "2", "exhausted_window_hours": "6", "lock_minutes": "15"}
+    response = boss.post(reverse("admin:settings_app_tradingsettings_add"), {"account_name": "acc", **SETTINGS_FORM, **risk})
+    assert response.status_code == 302
+    row = TradingSettings.objects.get(account_name="acc")
+    assert (row.ladder_mode, row.max_stake, row.max_exposure, row.daily_stop_loss, row.daily_take_profit) == (
+        "recover", Decimal("8.00"), None, None, Decimal("25.00")
+    )
+    assert (row.max_exhausted_lanes, row.exhausted_window_hours, row.lock_minutes) == (2, 6, 15)
+    url = reverse("admin:settings_app_tradingsettings_change", args=[row.pk])
+    page = boss.get(url).content.decode()
+    assert 'name="max_stake" value="8.00"' in page and 'name="daily_stop_loss" value=' not in page
+    response = boss.post(url, {**SETTINGS_FORM, **risk, "max_exhausted_lanes": "51"})
+    assert "must be from 1 to 50" in response.content.decode()
+    row.refresh_from_db()
+    assert row.max_exhausted_lanes == 2
+
+
 def test_settings_for_an_unknown_account_are_refused(boss):
     response = boss.post(reverse("admin:settings_app_tradingsettings_add"), {"account_name": "ghost", **SETTINGS_FORM})
     assert "account ghost not found" in response.content.decode()

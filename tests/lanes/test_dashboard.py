@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lanes import engine, services
+from lanes.adapters import engine_lane
 from lanes.models import Lane, LaneEvent
 from settings_app.models import TradingSettings
 
@@ -325,6 +326,18 @@ def test_lane_events_csv_streams_the_audit_log(staff_client, lane):
     assert rows[0] == ["id", "created_at", "account", "lane_id", "kind", "trade_id", "actor", "data"]
     assert [row[4] for row in rows[1:]] == ["created", "force_completed"]
     assert rows[2][6] == "dashboard:boss" and rows[2][3] == lane.lane_id
+
+
+def test_lanes_csv_has_the_mode_the_net_profit_and_what_is_still_at_risk(staff_client, lane):
+    rows = _csv(staff_client.get(reverse("dashboard:export-lanes") + "?days=1&account=acc"))
+    header = rows[0]
+    assert header[:2] == ["lane_id", "account"] and {"ladder_mode", "net_profit", "remaining_risk"} <= set(header)
+    assert len(rows) == 2 and rows[1][0] == lane.lane_id
+    row = dict(zip(header, rows[1]))
+    # The lost base trade (1.00) opened it; at level 1 it can still lose 2.00 + 4.00 + … to its last level.
+    assert (row["ladder_mode"], row["net_profit"], row["status"]) == ("multiplier", "-1.00", "active")
+    expected = engine.remaining_risk(engine_lane(Lane.objects.get(lane_id=lane.lane_id)), None)
+    assert row["remaining_risk"] == f"{expected:.2f}" and expected > 0
 
 
 def test_export_refuses_a_bad_period(staff_client, account):
