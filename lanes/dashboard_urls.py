@@ -2,6 +2,7 @@
 from django.urls import path
 
 from . import views
+from .simulator import web as simulator_web
 
 app_name = "dashboard"
 
@@ -18,6 +19,9 @@ urlpatterns = [
     path("lane/<str:lane_id>/complete/", views.lane_complete, name="lane-complete"),
     path("trade/<str:trade_id>/settle/", views.trade_settle, name="trade-settle"),
     path("stats/", views.stats, name="stats"),
+    path("simulate/", simulator_web.simulate_page, name="simulate"),
+    path("simulate/<str:job>/", simulator_web.simulate_run, name="simulate-run"),
+    path("simulate/<str:job>/status/", simulator_web.simulate_status, name="simulate-status"),
     path("export/trades.csv", views.export_trades, name="export-trades"),
     path("export/lane-events.csv", views.export_events, name="export-events"),
     path("export/lanes.csv", views.export_lanes, name="export-lanes"),

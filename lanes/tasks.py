@@ -90,3 +90,12 @@ def roll_up_stats() -> int:
     if moved:
         logger.info("martingale.stats rolled_up_changes=%d", moved)
     return moved
+
+
+@shared_task
+def run_simulation(job: str) -> None:
+    """A run of the simulator page (``lanes.simulator.web``): its options, progress and results are
+    files in the run's folder, which the page polls."""
+    from .simulator import web
+
+    web.execute(job)

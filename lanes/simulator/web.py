@@ -1,0 +1,231 @@
+"""The dashboard's simulator page (SPEC §12, issue 11 "Interfaces"): the CLI's inputs as a form,
+read by the CLI's own ``cli.plan_from`` (no second copy of its rules), run by the Celery task
+``lanes.tasks.run_simulation``.
+
+A run is a folder ``.run/simulations/<id>/`` (``SIMULATOR_FOLDER``): ``options.json`` (the CLI's
+options), ``signals.csv`` (an upload), ``progress.json`` and ``result.json``. Files, not the cache:
+the cache is per process unless CACHE_URL is set, and the worker is another process. Short runs
+(at most ``INLINE_ROWS`` rows × jobs) run in the request; longer ones go to the worker and the
+page polls their progress every second.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from lanes.ranges import InvalidInput
+
+from . import batch, cli, streams
+
+INLINE_ROWS = 50_000
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+CURVE_POINTS = 300
+KINDS = [("random", "Random stream"), ("csv", "CSV of signals"), ("account", "An account's history"), ("prices", "Price sample")]
+# The CLI's option names → the form's fields.
+FIELDS = {
+    "--csv": "csv", "--account": "account", "--days": "days", "--random": "random", "--win-rate": "win_rate",
+    "--draw-rate": "draw_rate", "--symbols": "symbols", "--seed": "seed", "--prices": "prices",
+    "--expiry-candles": "expiry_candles", "--monte-carlo": "monte_carlo", "--bankroll": "bankroll", "--rank": "rank",
+    "--set": "sets", "--grid": "grids", "stream": "kind",
+}
+
+
+def folder() -> Path:
+    return Path(getattr(settings, "SIMULATOR_FOLDER", settings.BASE_DIR / ".run" / "simulations"))
+
+
+class SimulateForm(forms.Form):
+    kind = forms.ChoiceField(choices=KINDS, initial="random", label="Stream")
+    csv = forms.FileField(required=False, label="CSV file", help_text="timestamp,symbol,result[,payout][,expiry_seconds]; at most 20 MB")
+    account = forms.CharField(required=False, label="Account", help_text="its history as the stream; also its settings as the start")
+    start_from_account = forms.BooleanField(required=False, label="Start from the account's settings (otherwise the defaults)")
+    days = forms.CharField(required=False, label="Days", help_text="the account's last N days (default: all)")
+    random = forms.CharField(required=False, initial="1000", label="Signals")
+    win_rate = forms.CharField(required=False, initial="0.55", label="Win rate")
+    draw_rate = forms.CharField(required=False, initial="0", label="Draw rate")
+    symbols = forms.CharField(required=False, initial="1", label="Symbols")
+    prices = forms.ChoiceField(required=False, choices=[("eurusd", "EURUSD"), ("goog", "GOOG"), ("btcusd", "BTCUSD")], label="Prices")
+    expiry_candles = forms.CharField(required=False, initial="1", label="Expiry candles")
+    seed = forms.CharField(required=False, initial="0", label="Seed")
+    sets = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Settings to compare",
+                           help_text="one k=v,k=v per line (as --set); none: the start settings")
+    grids = forms.CharField(required=False, label="Grid", help_text="k=v1|v2,k=v1|v2 (as --grid)")
+    rank = forms.ChoiceField(required=False, choices=[("", "—")] + [(r, r) for r in batch.RANKS], label="Rank by")
+    monte_carlo = forms.CharField(required=False, label="Monte Carlo runs")
+    bankroll = forms.CharField(required=False, label="Bankroll")
+
+    def clean_csv(self):
+        upload = self.cleaned_data.get("csv")
+        if upload is not None and upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(f"the file has {upload.size:,} bytes; at most {MAX_UPLOAD_BYTES:,} (20 MB)")
+        return upload
+
+    def options(self, csv_path: Optional[str]) -> dict[str, Any]:
+        """The CLI's options (``cli.plan_from``) for this form."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        text = lambda name: (data.get(name) or "").strip() or None  # noqa: E731
+        account = text("account")
+        return {
+            "csv": csv_path if kind == "csv" else None,
+            "account": account if kind == "account" or data.get("start_from_account") else None,
+            "days": text("days") if kind == "account" else None,
+            "random": text("random") if kind == "random" else None,
+            "win_rate": text("win_rate"), "draw_rate": text("draw_rate") or "0", "symbols": text("symbols") or "1",
+            "streak": "0", "expiry_seconds": "60",
+            "prices": data.get("prices") if kind == "prices" else None, "expiry_candles": text("expiry_candles") or "1",
+            "seed": text("seed") or "0",
+            "sets": [line.strip() for line in (data.get("sets") or "").splitlines() if line.strip()],
+            "grids": [text("grids")] if text("grids") else [],
+            "rank": data.get("rank") or None, "monte_carlo": text("monte_carlo"), "bankroll": text("bankroll"),
+            "plot": "curves",  # keep the equity curves
+        }
+
+
+def _add_errors(form: SimulateForm, errors: dict[str, str]) -> None:
+    for name, message in errors.items():
+        form.add_error(FIELDS.get(name, "sets"), f"{name}: {message}" if name not in FIELDS else message)
+
+
+@login_required
+def simulate_page(request):
+    """The form; a valid one starts a run and redirects to its page. Running changes nothing in the
+    database, so any logged-in user may run one."""
+    form = SimulateForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        job = uuid.uuid4().hex
+        where = folder() / job
+        where.mkdir(parents=True, exist_ok=True)
+        csv_path = None
+        if form.cleaned_data["kind"] == "csv":
+            upload = form.cleaned_data.get("csv")
+            if upload is None:
+                form.add_error("csv", "choose a CSV file")
+            else:
+                csv_path = str(where / "signals.csv")
+                with open(csv_path, "wb") as out:
+                    for chunk in upload.chunks():
+                        out.write(chunk)
+        if form.is_valid():
+            options = form.options(csv_path)
+            try:
+                plan, _ = cli.plan_from(options)
+                rows = batch.rows_per_pass(plan)
+                if csv_path:  # a bad row is shown with its line number, next to the field
+                    rows = sum(1 for _signal in plan.source.signals())
+            except streams.StreamError as exc:
+                form.add_error("csv" if csv_path else ("account" if options["account"] else "kind"),
+                               str(exc).replace(str(where) + os.sep, ""))
+            except InvalidInput as exc:
+                _add_errors(form, exc.errors)
+            else:
+                (where / "options.json").write_text(json.dumps(options))
+                work = None if rows is None else rows * len(plan.settings) * (1 + plan.monte_carlo)
+                from lanes import tasks
+
+                if work is not None and work <= INLINE_ROWS:
+                    tasks.run_simulation(job)
+                else:
+                    write_progress(job, {"state": "queued", "percent": 0})
+                    tasks.run_simulation.delay(job)
+                return redirect(reverse("dashboard:simulate-run", args=[job]))
+    return render(request, "lanes/simulate.html", {"form": form, "ranks": batch.RANKS})
+
+
+def _job_folder(job: str) -> Path:
+    if not job.isalnum():
+        raise Http404("no such run")
+    where = folder() / job
+    if not (where / "options.json").exists():
+        raise Http404("no such run")
+    return where
+
+
+def write_progress(job: str, progress: dict) -> None:
+    path = folder() / job / "progress.json"
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(progress))
+    os.replace(temporary, path)
+
+
+def read(job: str, name: str) -> Optional[dict]:
+    try:
+        return json.loads((folder() / job / name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def execute(job: str) -> None:
+    """The task's body: run the plan, write progress while it runs, then the results (or the error)."""
+    options = json.loads((folder() / job / "options.json").read_text())
+    try:
+        plan, rank = cli.plan_from(options)
+        rows = batch.rows_per_pass(plan)
+        total = None if rows is None else rows * len(plan.settings) * (1 + plan.monte_carlo)
+        write_progress(job, {"state": "running", "percent": 0})
+
+        def on_progress(count: int) -> None:
+            percent = None if not total else min(99, int(100 * count / total))
+            write_progress(job, {"state": "running", "percent": percent, "rows": count})
+
+        results = batch.run_plan(plan, processes=1, on_progress=on_progress)
+        if rank:
+            results = batch.ranked(results, rank)
+    except (streams.StreamError, InvalidInput) as exc:
+        message = str(exc) if isinstance(exc, streams.StreamError) else "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        write_progress(job, {"state": "failed", "percent": 100, "error": message})
+        return
+    except Exception:  # the page must stop polling; the traceback goes to the worker's log
+        write_progress(job, {"state": "failed", "percent": 100, "error": "the run failed; the worker's log has the details"})
+        raise
+    document = {
+        "stream": plan.source.describe(), "rank": rank,
+        "results": [r.as_json() for r in results],
+        "curves": [_thin(r.curve.points if r.curve else []) for r in results],
+    }
+    (folder() / job / "result.json").write_text(json.dumps(document))
+    write_progress(job, {"state": "done", "percent": 100})
+
+
+def _thin(points: list, limit: int = CURVE_POINTS) -> list:
+    step = max(1, -(-len(points) // limit))
+    thinned = points[::step]
+    if points and thinned[-1] != points[-1]:
+        thinned.append(points[-1])
+    return [[int(at), round(value, 2), round(-drawdown, 2)] for at, value, drawdown in thinned]
+
+
+def _context(job: str) -> dict:
+    progress = read(job, "progress.json") or {"state": "queued", "percent": 0}
+    document = read(job, "result.json") if progress.get("state") == "done" else None
+    context: dict[str, Any] = {"job": job, "progress": progress, "document": document}
+    if document:
+        results = document["results"]
+        keys = [(k, t) for k, t in cli.ROWS if k != "risk_of_ruin" or "risk_of_ruin" in results[0]]
+        context["labels"] = [cli._label(r) for r in results]
+        context["rows"] = [(k, t, [cli._cell(r, k) for r in results]) for k, t in keys]
+        context["chart"] = {"labels": context["labels"], "curves": document["curves"]}
+    return context
+
+
+@login_required
+def simulate_run(request, job: str):
+    _job_folder(job)
+    return render(request, "lanes/simulate_run.html", _context(job))
+
+
+@login_required
+def simulate_status(request, job: str):
+    """The htmx poll: the progress bar while the run goes on, the results when it is done."""
+    _job_folder(job)
+    return render(request, "lanes/simulate_status.html", _context(job))

@@ -1,0 +1,170 @@
+"""The simulator page (issue 11 "Interfaces", SPEC §12): the CLI's inputs as a form, errors next
+to their field, the CLI's numbers in the table, and the run through the Celery task."""
+import io
+import json
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from lanes import tasks
+from lanes.simulator import web
+
+pytestmark = pytest.mark.django_db
+
+# Two symbols, a loss ladder on each, the payout column empty (the payout rate) (SPEC §12 "a row of a stream").
+SIGNALS = """\
+timestamp,symbol,result,payout
+2026-03-02T09:00:00Z,EURUSD,loss,
+2026-03-02T09:00:30Z,GBPUSD,loss,
+2026-03-02T09:01:00Z,EURUSD,win,
+2026-03-02T09:01:30Z,GBPUSD,loss,
+2026-03-02T09:02:00Z,GBPUSD,win,
+"""
+
+@pytest.fixture(autouse=True)
+def runs_folder(tmp_path, settings):
+    settings.SIMULATOR_FOLDER = str(tmp_path / "simulations")
+    return tmp_path / "simulations"
+
+
+@pytest.fixture
+def viewer_client():
+    client = Client()
+    client.force_login(User.objects.create_user("viewer", password="pw-viewer-123"))
+    return client
+
+
+def post(client, **fields):
+    data = {"kind": "random", "random": "200", "win_rate": "0.55", "draw_rate": "0", "symbols": "1", "seed": "7",
+            "expiry_candles": "1", "sets": "", "grids": "", "rank": "", "monte_carlo": "", "bankroll": ""}
+    data.update(fields)
+    return client.post(reverse("dashboard:simulate"), data)
+
+
+def errors(response):
+    return {name: [str(e) for e in errs] for name, errs in response.context["form"].errors.items()}
+
+
+def cli_json(*args):
+    out = io.StringIO()
+    call_command("martingale", "simulate", *args, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_the_page_needs_a_login_and_is_in_the_nav(client, viewer_client):
+    assert client.get(reverse("dashboard:simulate")).status_code == 302
+    page = viewer_client.get(reverse("dashboard:simulate"))
+    assert page.status_code == 200
+    assert f'href="{reverse("dashboard:simulate")}"' in page.content.decode()
+
+
+@pytest.mark.parametrize("fields, field, text", [
+    ({"win_rate": "1.5"}, "win_rate", "from 0 to 1"),
+    ({"win_rate": ""}, "win_rate", "required with --random"),
+    ({"random": "abc"}, "random", ""),
+    ({"draw_rate": "x"}, "draw_rate", "not a number"),
+    ({"sets": "martingale_multiplier=abc"}, "sets", "martingale_multiplier"),
+    ({"sets": "no_such_field=1"}, "sets", "no_such_field"),
+    ({"monte_carlo": "10"}, "bankroll", "required with --monte-carlo"),
+    ({"rank": "risk_of_ruin"}, "rank", "needs --monte-carlo"),
+    ({"kind": "csv"}, "csv", "choose a CSV file"),
+    ({"kind": "account", "account": "nobody"}, None, "nobody"),
+])
+def test_bad_input_is_an_error_next_to_its_field(viewer_client, fields, field, text):
+    response = post(viewer_client, **fields)
+    assert response.status_code == 200
+    found = errors(response)
+    messages = found.get(field, []) if field else sum(found.values(), [])
+    assert messages and any(text in m for m in messages), found
+    assert "invalid-feedback" in response.content.decode()
+
+
+def test_a_bad_csv_row_shows_its_line_number(viewer_client):
+    text = SIGNALS + "2026-03-02T09:05:00+00:00,EURUSD,maybe\n"
+    response = post(viewer_client, kind="csv", csv=SimpleUploadedFile("s.csv", text.encode(), "text/csv"))
+    assert response.status_code == 200
+    (message,) = errors(response)["csv"]
+    assert "line 7" in message
+
+
+def test_an_upload_over_the_limit_is_refused(viewer_client, monkeypatch):
+    monkeypatch.setattr(web, "MAX_UPLOAD_BYTES", 10)
+    response = post(viewer_client, kind="csv", csv=SimpleUploadedFile("s.csv", SIGNALS.encode(), "text/csv"))
+    assert "at most 10" in errors(response)["csv"][0]
+
+
+def test_the_table_has_the_clis_numbers_for_the_same_csv(viewer_client, tmp_path):
+    path = tmp_path / "ladder.csv"
+    path.write_text(SIGNALS)
+    sets = ["martingale_multiplier=2.0", "martingale_multiplier=2.5"]
+    response = post(viewer_client, kind="csv", csv=SimpleUploadedFile("s.csv", SIGNALS.encode(), "text/csv"),
+                    sets="\n".join(sets))
+    assert response.status_code == 302
+    page = viewer_client.get(response["Location"])
+    expected = cli_json("--csv", str(path), *sum((["--set", s] for s in sets), []))["results"]
+    rows = {key: cells for key, _title, cells in page.context["rows"]}
+    for i, result in enumerate(expected):
+        assert rows["net_profit"][i] == result["net_profit"]
+        assert rows["max_drawdown"][i] == result["max_drawdown"]
+        assert rows["trades"][i] == str(result["trades"])
+        assert rows["lanes_created"][i] == str(result["lanes_created"])
+    html = page.content.decode()
+    assert 'id="simulate-results"' in html and 'id="simulate-data"' in html
+    assert page.context["labels"] == ["martingale_multiplier=2.00", "martingale_multiplier=2.50"]
+    assert all(2 <= len(curve) <= web.CURVE_POINTS + 1 for curve in page.context["chart"]["curves"])
+
+
+def test_the_random_stream_matches_the_cli_with_monte_carlo(viewer_client):
+    response = post(viewer_client, random="300", monte_carlo="20", bankroll="100")
+    page = viewer_client.get(response["Location"])
+    (expected,) = cli_json("--random", "300", "--win-rate", "0.55", "--seed", "7", "--monte-carlo", "20", "--bankroll", "100")["results"]
+    rows = {key: cells for key, _title, cells in page.context["rows"]}
+    assert rows["net_profit"] == [expected["net_profit"]]
+    assert rows["risk_of_ruin"][0].startswith(f"{expected['risk_of_ruin']:.2%}")
+
+
+def test_a_long_run_goes_to_the_worker_and_the_page_polls_its_progress(viewer_client, monkeypatch):
+    monkeypatch.setattr(web, "INLINE_ROWS", 10)
+    with mock.patch.object(tasks.run_simulation, "delay") as delay:
+        response = post(viewer_client, random="500")
+    assert response.status_code == 302
+    (job,), _ = delay.call_args
+    page = viewer_client.get(response["Location"])
+    html = page.content.decode()
+    assert 'id="simulate-progress"' in html and 'hx-trigger="every 1s"' in html and "Waiting for the worker" in html
+    # The worker's side: the task as Celery runs it, then the poll shows the results and stops.
+    tasks.run_simulation.apply(args=[job]).get()
+    status = viewer_client.get(reverse("dashboard:simulate-status", args=[job]))
+    html = status.content.decode()
+    assert 'id="simulate-results"' in html and "hx-trigger" not in html
+    assert status.context["progress"] == {"state": "done", "percent": 100}
+
+
+def test_the_progress_bar_shows_the_percent_written_by_the_task(viewer_client, monkeypatch):
+    monkeypatch.setattr(web, "INLINE_ROWS", 10)
+    with mock.patch.object(tasks.run_simulation, "delay") as delay:
+        post(viewer_client, random="500")
+    (job,), _ = delay.call_args
+    web.write_progress(job, {"state": "running", "percent": 42})
+    html = viewer_client.get(reverse("dashboard:simulate-status", args=[job])).content.decode()
+    assert "width: 42%" in html and "42%</div>" in html
+
+
+def test_an_unknown_run_is_404(viewer_client):
+    assert viewer_client.get(reverse("dashboard:simulate-run", args=["abc123"])).status_code == 404
+    assert viewer_client.get(reverse("dashboard:simulate-status", args=["abc123"])).status_code == 404
+
+
+def test_a_row_the_engine_refuses_during_the_run_is_shown_instead_of_the_results(viewer_client):
+    text = SIGNALS.replace("09:01:00Z,EURUSD,win,", "09:01:00Z,EURUSD,win,1.80")
+    response = post(viewer_client, kind="csv", csv=SimpleUploadedFile("s.csv", text.encode(), "text/csv"),
+                    sets="martingale_multiplier=2.5")
+    page = viewer_client.get(response["Location"])
+    html = page.content.decode()
+    assert 'id="simulate-error"' in html and "a win must return more than the stake" in html
+    assert 'id="simulate-results"' not in html and "hx-trigger" not in html
