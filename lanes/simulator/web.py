@@ -2,7 +2,7 @@
 read by the CLI's own ``cli.plan_from`` (no second copy of its rules), run by the Celery task
 ``lanes.tasks.run_simulation``.
 
-A run is a folder ``.run/simulations/<id>/`` (``SIMULATOR_FOLDER``): ``options.json`` (the CLI's
+A run is a folder ``.run/simulations/<id>/`` (the setting or environment variable ``SIMULATOR_FOLDER``): ``options.json`` (the CLI's
 options), ``signals.csv`` (an upload), ``progress.json`` and ``result.json``. Files, not the cache:
 the cache is per process unless CACHE_URL is set, and the worker is another process. Short runs
 (at most ``INLINE_ROWS`` rows × jobs) run in the request; longer ones go to the worker and the
@@ -41,7 +41,8 @@ FIELDS = {
 
 
 def folder() -> Path:
-    return Path(getattr(settings, "SIMULATOR_FOLDER", settings.BASE_DIR / ".run" / "simulations"))
+    where = getattr(settings, "SIMULATOR_FOLDER", None) or os.environ.get("SIMULATOR_FOLDER")
+    return Path(where or settings.BASE_DIR / ".run" / "simulations")
 
 
 class SimulateForm(forms.Form):
