@@ -39,27 +39,24 @@ def engine_settings(row: Optional[TradingSettings]) -> engine.Settings:
     return engine.Settings(**{name: getattr(row, name) for name in SETTINGS_FIELDS})
 
 
+# The lane columns the engine reads, besides its row id and trade_ids.
+LANE_FIELDS = (
+    "lane_id", "symbol", "base_amount", "current_amount", "multiplier", "max_level", "created_at",
+    "current_level", "status", "total_invested", "total_potential_payout", "completed_at", "outcome",
+    "last_assigned_at", "ladder_mode", "payout_rate", "net_profit",
+)
+
+
+def engine_lane_of(values: dict) -> engine.Lane:
+    """A lane's column values (``id`` its row id) as the engine's Lane."""
+    return engine.Lane(
+        pk=values["id"], trade_ids=list(values["trade_ids"] or []), **{name: values[name] for name in LANE_FIELDS}
+    )
+
+
 def engine_lane(lane: Lane) -> engine.Lane:
     return engine.Lane(
-        lane_id=lane.lane_id,
-        symbol=lane.symbol,
-        base_amount=lane.base_amount,
-        current_amount=lane.current_amount,
-        multiplier=lane.multiplier,
-        max_level=lane.max_level,
-        created_at=lane.created_at,
-        current_level=lane.current_level,
-        status=lane.status,
-        total_invested=lane.total_invested,
-        total_potential_payout=lane.total_potential_payout,
-        trade_ids=list(lane.trade_ids or []),
-        completed_at=lane.completed_at,
-        outcome=lane.outcome,
-        last_assigned_at=lane.last_assigned_at,
-        pk=lane.pk,
-        ladder_mode=lane.ladder_mode,
-        payout_rate=lane.payout_rate,
-        net_profit=lane.net_profit,
+        pk=lane.pk, trade_ids=list(lane.trade_ids or []), **{name: getattr(lane, name) for name in LANE_FIELDS}
     )
 
 

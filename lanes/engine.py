@@ -170,27 +170,58 @@ def ladder_problem(
     return None
 
 
+@dataclass
+class Equity:
+    """The cumulative profit (from 0) of trades in settlement order, its highest value so far and
+    the largest fall below it (SPEC §11, §12), kept one trade at a time."""
+
+    total: Decimal = ZERO
+    peak: Decimal = ZERO
+    max_drawdown: Decimal = ZERO
+
+    def add(self, profit) -> bool:
+        """Count one settled trade's profit; True when the total is at a new high (or level)."""
+        self.total += profit
+        if self.total >= self.peak:
+            self.peak = self.total
+            return True
+        if self.peak - self.total > self.max_drawdown:
+            self.max_drawdown = self.peak - self.total
+        return False
+
+
+@dataclass
+class LosingRun:
+    """The current and the longest run of losses in settlement order; a draw neither ends nor
+    extends a run (SPEC §11, §12)."""
+
+    run: int = 0
+    longest: int = 0
+
+    def add(self, result: str) -> None:
+        if result in (LOSS, LOST):
+            self.run += 1
+            if self.run > self.longest:
+                self.longest = self.run
+        elif result in (WIN, WON):
+            self.run = 0
+
+
 def max_drawdown(profits) -> Decimal:
     """The largest fall of the cumulative profit (from 0) below its highest value so far, the
     profits taken in settlement order (SPEC §11, §12)."""
-    total = peak = worst = ZERO
+    equity = Equity()
     for profit in profits:
-        total += profit
-        peak = max(peak, total)
-        worst = max(worst, peak - total)
-    return worst
+        equity.add(profit)
+    return equity.max_drawdown
 
 
 def longest_losing_run(results) -> int:
     """The most consecutive losses in settlement order; a draw neither ends nor extends a run."""
-    run = longest = 0
+    runs = LosingRun()
     for result in results:
-        if result in (LOSS, LOST):
-            run += 1
-            longest = max(longest, run)
-        elif result in (WIN, WON):
-            run = 0
-    return longest
+        runs.add(result)
+    return runs.longest
 
 
 # --- Refusals the interfaces turn into answers ----------------------------------------------

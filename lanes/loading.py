@@ -32,7 +32,7 @@ from django.db.models import AutoField, DateTimeField, DecimalField, Func, Integ
 from django.utils import timezone
 
 from . import engine
-from .adapters import SETTINGS_FIELDS, TRADE_FIELDS, engine_account, engine_trade
+from .adapters import SETTINGS_FIELDS, TRADE_FIELDS, engine_account, engine_lane_of, engine_trade
 from .fields import JSONListTextField
 from .models import Account, AccountLock, Lane, Trade
 from .statements import PreparedValues
@@ -256,7 +256,7 @@ def _state_rows(
                 seen.add(values["trade_id"])
                 state.trades.append(Trade(account=account, **values))
         elif tag == "l":
-            state.lanes.append(_lane({name: None if row[i] is None else convert(row[i]) for i, name, convert in LANE_CONVERTERS}))
+            state.lanes.append(engine_lane_of({name: None if row[i] is None else convert(row[i]) for i, name, convert in LANE_CONVERTERS}))
         elif tag == "c":
             state.created_today += 1
         elif tag == "k":
@@ -278,30 +278,6 @@ def _state_rows(
         elif row[TIME_COLUMN] is not None:
             state.last_open = _datetime(row[TIME_COLUMN])
     return state
-
-
-def _lane(values: dict) -> engine.Lane:
-    return engine.Lane(
-        lane_id=values["lane_id"],
-        symbol=values["symbol"],
-        base_amount=values["base_amount"],
-        current_amount=values["current_amount"],
-        multiplier=values["multiplier"],
-        max_level=values["max_level"],
-        created_at=values["created_at"],
-        current_level=values["current_level"],
-        status=values["status"],
-        total_invested=values["total_invested"],
-        total_potential_payout=values["total_potential_payout"],
-        trade_ids=list(values["trade_ids"] or []),
-        completed_at=values["completed_at"],
-        outcome=values["outcome"],
-        last_assigned_at=values["last_assigned_at"],
-        pk=values["id"],
-        ladder_mode=values["ladder_mode"],
-        payout_rate=values["payout_rate"],
-        net_profit=values["net_profit"],
-    )
 
 
 @dataclass

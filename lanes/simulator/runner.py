@@ -152,12 +152,13 @@ class Simulation:
         self.day_end: Optional[datetime] = None
         self.exhausted_at: deque[datetime] = deque()
         self.window = timedelta(hours=setting.settings.exhausted_window_hours)
-        # Cumulative profit, its peak and since when it has been below it.
-        self.peak = ZERO
+        # Cumulative profit and its drawdown, the losing runs (the engine's), and since when the
+        # profit has been below its peak.
+        self.equity = engine.Equity()
+        self.losing = engine.LosingRun()
         self.peak_at: Optional[datetime] = None
         self.under = False
         self.last_at: Optional[datetime] = None
-        self.run = 0  # the current losing run
         self.previous: Optional[datetime] = None
         # With ``record``, every lane, settled trade, lock and event is kept (tests compare them
         # with the live service's).
@@ -344,31 +345,29 @@ class Simulation:
         if status == engine.WON:
             result.wins += 1
             row.wins += 1
-            self.run = 0
         elif status == engine.LOST:
             result.losses += 1
             row.losses += 1
-            self.run += 1
-            if self.run > result.longest_losing_run:
-                result.longest_losing_run = self.run
         else:
             result.draws += 1
             row.draws += 1
-        total = result.net_profit = result.net_profit + profit
-        if total >= self.peak:
+        self.losing.add(status)
+        result.longest_losing_run = self.losing.longest
+        equity = self.equity
+        if equity.add(profit):
             if self.under:
                 under = int((now - self.peak_at).total_seconds())
                 if under > result.longest_under_water_seconds:
                     result.longest_under_water_seconds = under
                 self.under = False
-            self.peak, self.peak_at = total, now
+            self.peak_at = now
         else:
             self.under = True
-            if self.peak - total > result.max_drawdown:
-                result.max_drawdown = self.peak - total
+        total = result.net_profit = equity.total
+        result.max_drawdown = equity.max_drawdown
         self.last_at = now
         if result.curve is not None:
-            result.curve.add(now, total, self.peak - total)
+            result.curve.add(now, total, equity.peak - total)
 
 
 def simulate(
