@@ -1,4 +1,5 @@
-"""Celery beat tasks: the status log, the queue upkeep and the statistics roll-up (schedule: CELERY_BEAT_SCHEDULE in settings).
+"""Celery tasks: the beat's status log, queue upkeep and statistics roll-up (schedule: CELERY_BEAT_SCHEDULE
+in settings), and the simulator page's long runs (run_simulation).
 
 A task loads its input and calls selectors or services; the rules live in ``lanes.engine`` and
 the line format in ``lanes.status_log``. ``now`` is for tests; beat sends no arguments. A failure
