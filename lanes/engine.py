@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Callable, Optional
+from typing import Callable, Iterable, NamedTuple, Optional
 
 from .ranges import ALL_SETTINGS_DEFAULTS, MONEY_MAX, MULTIPLIER_MODE, RECOVER_MODE, InvalidInput
 
@@ -125,8 +125,10 @@ def last_level(stakes: list[Decimal], max_stake: Optional[Decimal]) -> int:
     return level
 
 
+@functools.lru_cache(maxsize=4096)
 def default_expected_payout(stake: Decimal, payout_rate: Decimal) -> Decimal:
-    """What a win returns, stake included, when the bot did not say (SPEC §4)."""
+    """What a win returns, stake included, when the bot did not say (SPEC §4). Cached: asked on
+    every opened trade, of the few stakes of the ladders (equal Decimals give equal cents)."""
     return round2(WIDE.multiply(stake, WIDE.add(1, payout_rate)))
 
 
@@ -370,8 +372,9 @@ class Trade:
     pk: Optional[int] = None
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
+    """A trade request as the bot sent it (immutable; a tuple, made on every request)."""
+
     trade_id: str
     symbol: str
     direction: Optional[str] = None
@@ -460,7 +463,8 @@ class AccountState:
         return active_lock(self.locks, now)
 
     def exposure(self) -> Decimal:
-        return exposure(self.active_lanes(), self.open_trades(), self.settings.max_stake)
+        # The lanes and trades as they are: exposure() counts only active lanes and open trades.
+        return exposure(self.lanes.values(), self.trades.values(), self.settings.max_stake)
 
     # Recording changes.
     def _event(self, kind: str, lane: Optional[Lane], trade_id: Optional[str], **data) -> None:
@@ -508,10 +512,16 @@ def lane_limit_reached(settings: Settings, active_lanes: int) -> bool:
     return active_lanes >= settings.max_concurrent_lanes
 
 
+@functools.lru_cache(maxsize=256)
+def _seconds(seconds: int) -> timedelta:
+    """timedelta(seconds=…) of the few spans the settings and requests use, made once each."""
+    return timedelta(seconds=seconds)
+
+
 def cool_down_left(last_open: Optional[datetime], settings: Settings, now: datetime) -> float:
     if last_open is None or not settings.cool_down_seconds:
         return 0.0
-    ready = last_open + timedelta(seconds=settings.cool_down_seconds)
+    ready = last_open + _seconds(settings.cool_down_seconds)
     return max(0.0, (ready - now).total_seconds())
 
 
@@ -545,16 +555,29 @@ def remaining_risk(lane: Lane, max_stake: Optional[Decimal]) -> Decimal:
     last level (SPEC §11); 0 for a finished lane."""
     if lane.status != ACTIVE:
         return ZERO
-    stakes = lane.stakes()
+    after = _stakes_after(lane.ladder_mode, lane.base_amount, lane.multiplier, lane.payout_rate, lane.max_level, max_stake)
+    level = lane.current_level
+    return lane.current_amount + (after[level] if 0 <= level < len(after) else ZERO)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stakes_after(
+    mode: str, base_amount: Decimal, multiplier: Decimal, payout_rate: Optional[Decimal], max_level: int,
+    max_stake: Optional[Decimal],
+) -> tuple:
+    """For each level L of a ladder, the sum of its stakes after L up to its last level within
+    ``max_stake`` (what remaining_risk adds to the current stake), made once per ladder."""
+    stakes = _mode_ladder(mode, base_amount, multiplier, payout_rate, max_level)
     last = last_level(stakes, max_stake)
-    return lane.current_amount + sum(stakes[lane.current_level + 1 : last + 1], ZERO)
+    return tuple(sum(stakes[level + 1 : last + 1], ZERO) for level in range(len(stakes)))
 
 
-def exposure(active_lanes: list[Lane], open_trades: list[Trade], max_stake: Optional[Decimal]) -> Decimal:
+def exposure(lanes: Iterable[Lane], trades: Iterable[Trade], max_stake: Optional[Decimal]) -> Decimal:
     """An account's exposure (SPEC §11): its active lanes' remaining risk plus the stake of every
-    open base or legacy trade (an open lane trade's stake is in its lane's remaining risk)."""
-    lanes = sum((remaining_risk(lane, max_stake) for lane in active_lanes), ZERO)
-    return lanes + sum((t.amount for t in open_trades if t.status == OPEN and t.kind in (BASE, LEGACY)), ZERO)
+    open base or legacy trade (an open lane trade's stake is in its lane's remaining risk). Other
+    lanes and trades in the lists count 0."""
+    total = sum((remaining_risk(lane, max_stake) for lane in lanes), ZERO)
+    return total + sum((t.amount for t in trades if t.status == OPEN and t.kind in (BASE, LEGACY)), ZERO)
 
 
 def headroom(settings: Settings, account_exposure: Decimal) -> Optional[Decimal]:
@@ -659,10 +682,15 @@ def settled_payout(result: str, payout: Optional[Decimal], trade: Trade) -> Deci
 # --- Queue and opening ----------------------------------------------------------------------
 
 
-def expire_queue(state: AccountState, now: datetime) -> None:
-    for trade in state.queue():
-        if trade.expires_at is not None and now >= trade.expires_at:
-            _expire(state, trade, now)
+def expire_queue(state: AccountState, now: datetime) -> list[Trade]:
+    """Expire the queued requests that waited too long; the rest of the queue, in its order."""
+    waiting = state.queue()
+    if not waiting:  # asked on every request and result; the queue is mostly empty
+        return waiting
+    due = [trade for trade in waiting if trade.expires_at is not None and now >= trade.expires_at]
+    for trade in due:
+        _expire(state, trade, now)
+    return [trade for trade in waiting if trade.status == QUEUED] if due else waiting
 
 
 def _expire(state: AccountState, trade: Trade, now: datetime) -> None:
@@ -678,10 +706,10 @@ def serve_queue(state: AccountState, now: datetime, *, own_trade_id: Optional[st
     cannot be recorded (its expected payout would overflow the lane it joins) expires at once,
     except ``own_trade_id``, the request being made: that one is refused.
     """
-    expire_queue(state, now)
-    if not state.account.enabled or state.active_lock(now) is not None:
+    waiting = expire_queue(state, now)
+    if not waiting or not state.account.enabled or state.active_lock(now) is not None:
         return
-    for trade in state.queue():
+    for trade in waiting:
         if len(state.open_trades()) >= state.slots() or state.cool_down_left(now) > 0:
             break
         try:
@@ -791,7 +819,7 @@ def request_trade(state: AccountState, request: Request, now: datetime) -> Trade
             lock,
             lock_retry_after(lock, now),
         )
-    expire_queue(state, now)
+    waiting = expire_queue(state, now)
     trade = Trade(
         trade_id=request.trade_id,
         symbol=request.symbol,
@@ -799,9 +827,9 @@ def request_trade(state: AccountState, request: Request, now: datetime) -> Trade
         requested_payout=request.expected_payout,
         max_wait_seconds=request.max_wait_seconds,
         requested_at=now,
-        expires_at=now + timedelta(seconds=request.max_wait_seconds),
+        expires_at=now + _seconds(request.max_wait_seconds),
     )
-    can_open = not state.queue() and len(state.open_trades()) < state.slots() and state.cool_down_left(now) == 0
+    can_open = not waiting and len(state.open_trades()) < state.slots() and state.cool_down_left(now) == 0
     if not can_open and request.max_wait_seconds == 0:
         retry_after = max(1, math.ceil(state.cool_down_left(now)))
         raise Busy("no slot is free now and max_wait_seconds is 0", retry_after)
@@ -968,7 +996,7 @@ def _maybe_create_lane(state: AccountState, trade: Trade, now: datetime, new_lan
         reason = f"the stake at level {last} would be {top:,.2f}, more than {MONEY_MAX:,.2f}"
     else:
         reason = None
-        after = state.exposure() + sum(stakes[1 : last + 1], ZERO)
+        after = state.exposure() + sum(stakes[1 : last + 1], ZERO)  # the new lane's remaining risk added
         if settings.max_exposure is not None and after > settings.max_exposure:
             code = reason = "max_exposure"
             detail = {
@@ -1001,7 +1029,7 @@ def _maybe_create_lane(state: AccountState, trade: Trade, now: datetime, new_lan
     state.lanes_created_today += 1
     state._event(
         "created", lane, trade.trade_id, level=1, amount=str(lane.current_amount), base_amount=str(trade.amount),
-        ladder_mode=mode, exposure=str(state.exposure()),
+        ladder_mode=mode, exposure=str(after),
     )
 
 
