@@ -172,7 +172,7 @@ def ladder_problem(
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Equity:
     """The cumulative profit (from 0) of trades in settlement order, its highest value so far and
     the largest fall below it (SPEC §11, §12), kept one trade at a time."""
@@ -192,7 +192,7 @@ class Equity:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class LosingRun:
     """The current and the longest run of losses in settlement order; a draw neither ends nor
     extends a run (SPEC §11, §12)."""
@@ -270,7 +270,7 @@ class AccountLocked(Refused):
 # --- State ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     concurrent_trading_enabled: bool = ALL_SETTINGS_DEFAULTS["concurrent_trading_enabled"]
     max_concurrent_lanes: int = ALL_SETTINGS_DEFAULTS["max_concurrent_lanes"]
@@ -294,7 +294,7 @@ class Settings:
         return self.daily_stop_loss is not None or self.daily_take_profit is not None or self.max_exhausted_lanes is not None
 
 
-@dataclass
+@dataclass(slots=True)
 class Account:
     name: str
     base_amount: Decimal
@@ -307,7 +307,7 @@ class Account:
     legacy_losses: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Lane:
     lane_id: str
     symbol: str
@@ -333,7 +333,7 @@ class Lane:
         return mode_ladder(self.ladder_mode, self.base_amount, self.multiplier, self.payout_rate, self.max_level)
 
 
-@dataclass
+@dataclass(slots=True)
 class Lock:
     """A pause of an account's new trades (SPEC §11)."""
 
@@ -350,7 +350,7 @@ class Lock:
         return self.released_at is None and now < self.locked_until
 
 
-@dataclass
+@dataclass(slots=True)
 class Trade:
     trade_id: str
     symbol: str
@@ -382,7 +382,7 @@ class Request(NamedTuple):
     max_wait_seconds: int = 60
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     kind: str
     lane_id: Optional[str]
@@ -390,7 +390,7 @@ class Event:
     data: dict
 
 
-@dataclass
+@dataclass(slots=True)
 class AccountState:
     """What one operation on one account may read and change.
 
@@ -576,8 +576,14 @@ def exposure(lanes: Iterable[Lane], trades: Iterable[Trade], max_stake: Optional
     """An account's exposure (SPEC §11): its active lanes' remaining risk plus the stake of every
     open base or legacy trade (an open lane trade's stake is in its lane's remaining risk). Other
     lanes and trades in the lists count 0."""
-    total = sum((remaining_risk(lane, max_stake) for lane in lanes), ZERO)
-    return total + sum((t.amount for t in trades if t.status == OPEN and t.kind in (BASE, LEGACY)), ZERO)
+    total = ZERO
+    for lane in lanes:
+        if lane.status == ACTIVE:
+            total += remaining_risk(lane, max_stake)
+    for trade in trades:
+        if trade.status == OPEN and trade.kind in (BASE, LEGACY):
+            total += trade.amount
+    return total
 
 
 def headroom(settings: Settings, account_exposure: Decimal) -> Optional[Decimal]:
@@ -722,7 +728,8 @@ def serve_queue(state: AccountState, now: datetime, *, own_trade_id: Optional[st
 
 
 def _by_strategy(state: AccountState, symbol: str) -> list[Lane]:
-    idle = [l for l in state.active_lanes() if state.open_trade_of(l.lane_id) is None]
+    busy = {t.lane_id for t in state.trades.values() if t.status == OPEN and t.lane_id is not None}
+    idle = [l for l in state.active_lanes() if l.lane_id not in busy]
     strategy = state.settings.lane_assignment_strategy
     if strategy == ROUND_ROBIN:
         return sorted(idle, key=lambda l: (l.last_assigned_at or l.created_at, _order(l.pk), l.lane_id))
@@ -834,10 +841,11 @@ def request_trade(state: AccountState, request: Request, now: datetime) -> Trade
         retry_after = max(1, math.ceil(state.cool_down_left(now)))
         raise Busy("no slot is free now and max_wait_seconds is 0", retry_after)
     if can_open:
-        _open(state, trade, now)  # before serving the queue: with max_wait_seconds 0 it expires now
+        _open(state, trade, now)  # the queue was empty: nothing else to serve
     state.trades[trade.trade_id] = trade
     state.dirty_trades.add(trade.trade_id)
-    serve_queue(state, now, own_trade_id=trade.trade_id)
+    if not can_open:
+        serve_queue(state, now, own_trade_id=trade.trade_id)
     return trade
 
 
@@ -889,7 +897,8 @@ def settle_trade(
         _settle_lane(state, lane, trade, result, now)
     elif trade.lane_id:  # force-completed meanwhile: its state stays; its profit counts (SPEC §9)
         state.late_lane_profits.append((trade.lane_id, trade.profit))
-    check_breakers(state, now, new_lane_id, exhausted=state.exhausted_in_window > exhausted_before, trade_id=trade_id)
+    if state.settings.breakers_on:
+        check_breakers(state, now, new_lane_id, exhausted=state.exhausted_in_window > exhausted_before, trade_id=trade_id)
     serve_queue(state, now)
     return True
 
@@ -907,7 +916,8 @@ def check_breakers(
     state: AccountState, now: datetime, new_id: Callable[[], str], *, exhausted: bool, trade_id: Optional[str] = None
 ) -> Optional[Lock]:
     """After a result: the first circuit breaker that trips, in SPEC §11's order, locks the
-    account, unless it is locked already."""
+    account, unless it is locked already. None of them trips when ``settings.breakers_on`` is
+    false (the caller may skip the call then)."""
     if state.active_lock(now) is not None:
         return None
     settings = state.settings
@@ -977,11 +987,8 @@ def _settle_legacy(state: AccountState, result: str) -> None:
 
 def _maybe_create_lane(state: AccountState, trade: Trade, now: datetime, new_lane_id: Callable[[], str]) -> None:
     settings, account = state.settings, state.account
-    active = len(state.active_lanes())
+    active = len([lane for lane in state.lanes.values() if lane.status == ACTIVE])
     mode = settings.ladder_mode
-    stakes = mode_ladder(mode, trade.amount, account.multiplier, account.payout_rate, account.max_level)
-    last = last_level(stakes, settings.max_stake)
-    top = stakes[last]
     code, detail = None, {}
     if not settings.auto_create_lanes:
         reason = "auto_create_lanes is off"
@@ -989,21 +996,25 @@ def _maybe_create_lane(state: AccountState, trade: Trade, now: datetime, new_lan
         reason = f"max_concurrent_lanes reached ({active} of {settings.max_concurrent_lanes} active)"
     elif daily_limit_reached(settings, state.lanes_created_today):
         reason = f"max_daily_lanes reached ({state.lanes_created_today} of {settings.max_daily_lanes} today)"
-    elif last == 0:
-        code = reason = "max_stake"
-        detail = {"message": f"the first stake {stakes[1]:,.2f} would pass max_stake ({settings.max_stake:,.2f})"}
-    elif top > MONEY_MAX:  # the settings changed since this trade opened
-        reason = f"the stake at level {last} would be {top:,.2f}, more than {MONEY_MAX:,.2f}"
     else:
-        reason = None
-        after = state.exposure() + sum(stakes[1 : last + 1], ZERO)  # the new lane's remaining risk added
-        if settings.max_exposure is not None and after > settings.max_exposure:
-            code = reason = "max_exposure"
-            detail = {
-                "message": f"the exposure would be {after:,.2f} with this lane, more than max_exposure "
-                f"({settings.max_exposure:,.2f})",
-                "exposure": str(after),
-            }
+        stakes = mode_ladder(mode, trade.amount, account.multiplier, account.payout_rate, account.max_level)
+        last = last_level(stakes, settings.max_stake)
+        top = stakes[last]
+        if last == 0:
+            code = reason = "max_stake"
+            detail = {"message": f"the first stake {stakes[1]:,.2f} would pass max_stake ({settings.max_stake:,.2f})"}
+        elif top > MONEY_MAX:  # the settings changed since this trade opened
+            reason = f"the stake at level {last} would be {top:,.2f}, more than {MONEY_MAX:,.2f}"
+        else:
+            reason = None
+            after = state.exposure() + sum(stakes[1 : last + 1], ZERO)  # the new lane's remaining risk added
+            if settings.max_exposure is not None and after > settings.max_exposure:
+                code = reason = "max_exposure"
+                detail = {
+                    "message": f"the exposure would be {after:,.2f} with this lane, more than max_exposure "
+                    f"({settings.max_exposure:,.2f})",
+                    "exposure": str(after),
+                }
     if reason is not None:
         state._event("not_created", None, trade.trade_id, reason=reason, symbol=trade.symbol, **detail)
         note = detail.get("message", reason)
