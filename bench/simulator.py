@@ -58,6 +58,7 @@ def three_settings(rows: int, processes: int) -> dict:
     settings = configs.settings_to_compare(configs.start_from(), SETTINGS, [])
     plan = batch.Plan(source=source(rows), settings=settings)
     started = time.perf_counter()
+    processes = processes or batch.default_processes(len(settings))
     results = batch.run_plan(plan, processes=processes)
     seconds = time.perf_counter() - started
     trades = sum(r.trades for r in results)
@@ -82,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single-rows", type=int, default=300_000)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--processes", type=int, help="default: as martingale simulate (one per setting here)")
     parser.add_argument("--memory-rows", default="100000,10000000")
     parser.add_argument("--quick", action="store_true", help="small sizes: a check that it runs")
     parser.add_argument("--json", action="store_true")

@@ -1,5 +1,6 @@
 """Run several settings, and their Monte Carlo runs, over one stream, spread over the CPU cores
-(SPEC §12): each job reads the stream afresh in its own process, so memory stays flat.
+(SPEC §12): each job reads the stream afresh in its own process, so memory stays flat. A few
+jobs get a process each, many share one process per core (``default_processes``).
 
 Monte Carlo (``--monte-carlo RUNS --bankroll X``): each run is a stream of the same shape with
 other outcomes: for a random stream, the same generator with the run's own seed; for any other
@@ -118,6 +119,15 @@ class _Watcher:
             self.on_progress(self.counter.value)
 
 
+def default_processes(jobs: int) -> int:
+    """One process per job while there are few (up to four per core): jobs of one stream take
+    about as long each, so three settings on two cores finish together in 1.5 runs' time instead
+    of two runs' time when one core runs two of them in turn. More jobs (Monte Carlo runs): one
+    process per core."""
+    cores = os.cpu_count() or 1
+    return jobs if jobs <= 4 * cores else cores
+
+
 def rows_per_pass(plan: Plan) -> Optional[int]:
     try:
         return len(plan.source)
@@ -137,7 +147,7 @@ def run_plan(
     _OUTCOMES = None
     if plan.monte_carlo and not isinstance(plan.source, RandomSource):
         _OUTCOMES = Outcomes(plan.source.signals())
-    processes = max(1, min(processes or os.cpu_count() or 1, len(jobs)))
+    processes = max(1, min(processes or default_processes(len(jobs)), len(jobs)))
     context = multiprocessing.get_context("fork")
     counter = context.Value("q", 0)
     _COUNTER = counter

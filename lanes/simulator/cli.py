@@ -53,7 +53,7 @@ def add_parser(sub) -> None:
     p.add_argument("--rank", choices=batch.RANKS, help="order the results by this (default with --grid: net_profit)")
     p.add_argument("--monte-carlo", metavar="RUNS", help="also estimate the risk of ruin over RUNS resampled streams")
     p.add_argument("--bankroll", metavar="X", help="with --monte-carlo: the balance each run starts with")
-    p.add_argument("--processes", metavar="N", help="worker processes (default: one per core)")
+    p.add_argument("--processes", metavar="N", help="worker processes (default: one per setting up to four per core, else one per core)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the equity curves and drawdowns")
     p.add_argument("--json", action="store_true", help="print JSON")
 
