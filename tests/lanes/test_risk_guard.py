@@ -244,9 +244,22 @@ def test_the_risk_guard_holds_under_random_play(case):
         for trade in state.trades.values():
             if trade.amount is not None and trade.kind == "lane" and settings.max_stake is not None:
                 assert trade.amount <= settings.max_stake
+        # Exposure by its definition (SPEC §11), from the ladders themselves.
+        by_definition = sum(
+            (
+                lane.current_amount + sum(lane.stakes()[lane.current_level + 1 : engine.lane_last_level(lane, settings.max_stake) + 1], D("0"))
+                for lane in state.lanes.values() if lane.status == "active"
+            ),
+            D("0"),
+        ) + sum((t.amount for t in state.open_trades() if t.kind in ("base", "legacy")), D("0"))
+        assert state.exposure() == by_definition
+        opened_unlaned = sum((state.trades[t].amount for t in opened if state.trades[t].kind in ("base", "legacy")), D("0"))
         for event in state.events[events_before:]:
-            if event.kind == "created" and settings.max_exposure is not None:
-                assert D(event.data["exposure"]) <= settings.max_exposure
+            if event.kind == "created":
+                # The exposure with the new lane, before the queue was served after the result.
+                assert D(event.data["exposure"]) == state.exposure() - opened_unlaned
+                if settings.max_exposure is not None:
+                    assert D(event.data["exposure"]) <= settings.max_exposure
         lanes.update(state.lanes)
     for lane in lanes.values():
         if lane.ladder_mode == "recover" and lane.outcome == "recovered":

@@ -191,6 +191,16 @@ def test_runs_spread_over_processes_give_the_same_results_as_one():
     assert one == two
 
 
+def test_a_few_runs_get_a_process_each_and_many_one_per_core(monkeypatch):
+    # Three settings on two cores: three processes sharing the cores finish in 1.5 runs' time,
+    # two (one of them running two settings in turn) in two runs' time.
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 2)
+    assert [batch.default_processes(jobs) for jobs in (1, 3, 8)] == [1, 3, 8]
+    assert [batch.default_processes(jobs) for jobs in (9, 303)] == [2, 2]
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: None)
+    assert [batch.default_processes(jobs) for jobs in (3, 5)] == [3, 1]
+
+
 def test_rank_by_risk_of_ruin_and_by_profit_per_drawdown():
     # A winning stream and a small bankroll: the long ladder's deep stakes ruin it more often.
     args = ("--random", "400", "--win-rate", "0.6", "--seed", "3", "--grid", "martingale_max_level=7|2")
