@@ -216,7 +216,16 @@ def _context(job: str) -> dict:
         context["labels"] = [cli._label(r) for r in results]
         context["rows"] = [(k, t, [cli._cell(r, k) for r in results]) for k, t in keys]
         context["chart"] = {"labels": context["labels"], "curves": document["curves"]}
+        context["levels"] = [_levels(result, label) for result, label in zip(results, context["labels"])]
+        context["levels_open"] = len(results) <= cli.SIDE_BY_SIDE
     return context
+
+
+def _levels(result: dict, label: str) -> dict:
+    """A result's ``by_level`` as a table: the columns are its rows' keys, in ``as_json``'s order."""
+    rows = result["by_level"]
+    columns = list(rows[0]) if rows else []
+    return {"label": label, "titles": [c.replace("_", " ") for c in columns], "rows": [[row[c] for c in columns] for row in rows]}
 
 
 @login_required

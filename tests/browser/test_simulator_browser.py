@@ -1,6 +1,6 @@
 """The simulator page in a real browser: fill the form with a random stream and two settings, run
 it through the task path (a thread stands in for the Celery worker, a second late), watch the
-progress bar, then the comparison table and both charts drawn."""
+progress bar, then the comparison table, both charts drawn and a by-level table per setting."""
 import re
 import threading
 import time
@@ -65,7 +65,38 @@ def test_a_random_stream_runs_shows_progress_then_the_table_and_charts(page, vie
     assert len(datasets) == 2 and all(2 <= n <= web.CURVE_POINTS + 1 for n in datasets)
     box = page.locator("#chart-equity").bounding_box()
     assert box["width"] > 100 and box["height"] > 100
+    levels = page.locator('#simulate-levels details[data-levels="2"]')
+    expect(levels.locator("summary")).to_have_text("#2 martingale_multiplier=2.50")
+    expect(levels.locator("tbody tr").first).to_be_visible()
+    expect(levels.locator('tbody tr[data-level="0"] td').first).to_have_text("0")
     screenshot(page, "simulator-03-results")
+
+
+def test_an_uploaded_csv_shows_each_settings_by_level_table(page, viewer, log_in, late_worker, tmp_path, screenshot):
+    # Loss, loss, win, win, draw a minute apart: with max level 7 the lane recovers at level 2 (+3.40);
+    # with max level 1 it is exhausted at level 1 and the rest are base trades.
+    path = tmp_path / "levels.csv"
+    path.write_text("timestamp,symbol,result\n" + "".join(
+        f"2026-03-02T09:0{i}:00Z,EURUSD,{result}\n" for i, result in enumerate(["loss", "loss", "win", "win", "draw"])))
+    log_in(viewer)
+    page.goto("/simulate/")
+    page.select_option("#id_kind", "csv")
+    page.set_input_files("#id_csv", str(path))
+    page.fill("#id_sets", "martingale_max_level=7\nmartingale_max_level=1")
+    page.click("#simulate-run")
+    first = page.locator('#simulate-levels details[data-levels="1"]')
+    second = page.locator('#simulate-levels details[data-levels="2"]')
+    expect(second.locator("summary")).to_have_text("#2 martingale_max_level=1")
+    expect(first.locator("thead th")).to_have_text(
+        ["level", "trades", "wins", "losses", "draws", "net profit", "lanes recovered", "lanes exhausted"])
+    expect(first.locator('tr[data-level="2"] td')).to_have_text(["2", "1", "1", "0", "0", "3.40", "1", "0"])
+    expect(second.locator("tbody tr")).to_have_count(2)
+    expect(second.locator('tr[data-level="0"] td')).to_have_text(["0", "4", "2", "1", "1", "0.70", "0", "0"])
+    expect(second.locator('tr[data-level="1"] td')).to_have_text(["1", "1", "0", "1", "0", "-2.00", "0", "1"])
+    expect(second.locator("table")).to_be_visible()
+    second.locator("summary").click()  # folds
+    expect(second.locator("table")).to_be_hidden()
+    screenshot(page, "simulator-04-by-level")
 
 
 def test_a_bad_win_rate_shows_its_error_next_to_the_field(page, viewer, log_in, late_worker):

@@ -2,6 +2,7 @@
 to their field, the CLI's numbers in the table, and the run through the Celery task."""
 import io
 import json
+import re
 from unittest import mock
 
 import pytest
@@ -25,6 +26,21 @@ timestamp,symbol,result,payout
 2026-03-02T09:01:30Z,GBPUSD,loss,
 2026-03-02T09:02:00Z,GBPUSD,win,
 """
+
+# One symbol, a minute apart, settled at once. From the defaults (base 1.00, × 2.00, payout 0.85): a
+# base loss opens a lane (level 0: -1.00), its level-1 loss (-2.00), then with martingale_max_level
+# 7 a level-2 win (+3.40, recovered); with 1 the level-1 loss exhausts the lane and the two wins
+# and the draw are base trades (level 0: -1.00 + 0.85 + 0.85 + 0 = 0.70).
+LEVELS = """\
+timestamp,symbol,result
+2026-03-02T09:00:00Z,EURUSD,loss
+2026-03-02T09:01:00Z,EURUSD,loss
+2026-03-02T09:02:00Z,EURUSD,win
+2026-03-02T09:03:00Z,EURUSD,win
+2026-03-02T09:04:00Z,EURUSD,draw
+"""
+LEVEL_COLUMNS = ["level", "trades", "wins", "losses", "draws", "net profit", "lanes recovered", "lanes exhausted"]
+
 
 @pytest.fixture(autouse=True)
 def runs_folder(tmp_path, settings):
@@ -168,3 +184,52 @@ def test_a_row_the_engine_refuses_during_the_run_is_shown_instead_of_the_results
     html = page.content.decode()
     assert 'id="simulate-error"' in html and "a win must return more than the stake" in html
     assert 'id="simulate-results"' not in html and "hx-trigger" not in html
+
+
+def level_tables(html):
+    """The by-level tables on the page: {summary text: [[cell, ...] per row]}, the header first."""
+    tables = {}
+    for block in re.findall(r"<details[^>]*data-levels=[^>]*>(.*?)</details>", html, re.S):
+        summary = re.search(r"<summary[^>]*>(.*?)</summary>", block, re.S).group(1).strip()
+        rows = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", block, re.S)]
+        tables[summary] = rows
+    return tables
+
+
+def test_each_setting_has_its_by_level_table_with_the_hand_counted_rows(viewer_client, runs_folder):
+    response = post(viewer_client, kind="csv", csv=SimpleUploadedFile("s.csv", LEVELS.encode(), "text/csv"),
+                    sets="martingale_max_level=7\nmartingale_max_level=1")
+    assert response.status_code == 302
+    html = viewer_client.get(response["Location"]).content.decode()
+    assert level_tables(html) == {
+        "#1 martingale_max_level=7": [
+            LEVEL_COLUMNS,
+            ["0", "3", "1", "1", "1", "-0.15", "0", "0"],
+            ["1", "1", "0", "1", "0", "-2.00", "0", "0"],
+            ["2", "1", "1", "0", "0", "3.40", "1", "0"],
+        ],
+        "#2 martingale_max_level=1": [
+            LEVEL_COLUMNS,
+            ["0", "4", "2", "1", "1", "0.70", "0", "0"],
+            ["1", "1", "0", "1", "0", "-2.00", "0", "1"],
+        ],
+    }
+    assert html.count("<details class=\"mb-2\" data-levels=") == 2 and html.count(" open>") == 2  # few settings: open
+
+
+def test_a_grid_has_a_by_level_table_per_setting_folded(viewer_client):
+    response = post(viewer_client, kind="csv", csv=SimpleUploadedFile("s.csv", LEVELS.encode(), "text/csv"),
+                    grids="martingale_max_level=1|2|3|4|5")
+    page = viewer_client.get(response["Location"])
+    html = page.content.decode()
+    tables = level_tables(html)
+    assert list(tables) == [f"#{i} {label}" for i, label in enumerate(page.context["labels"], 1)] and len(tables) == 5
+    assert " open>" not in html
+
+
+def test_a_setting_without_trades_says_so_in_its_level_table(viewer_client):
+    response = post(viewer_client, kind="csv", csv=SimpleUploadedFile("s.csv", LEVELS.encode(), "text/csv"),
+                    sets="enabled=false")
+    html = viewer_client.get(response["Location"]).content.decode()
+    (rows,) = level_tables(html).values()
+    assert rows == [] and "no trades" in html
