@@ -3,15 +3,18 @@ read by the CLI's own ``cli.plan_from`` (no second copy of its rules), run by th
 ``lanes.tasks.run_simulation``.
 
 A run is a folder ``.run/simulations/<id>/`` (the setting or environment variable ``SIMULATOR_FOLDER``): ``options.json`` (the CLI's
-options), ``signals.csv`` (an upload), ``progress.json`` and ``result.json``. Files, not the cache:
-the cache is per process unless CACHE_URL is set, and the worker is another process. Short runs
-(at most ``INLINE_ROWS`` rows × jobs) run in the request; longer ones go to the worker and the
-page polls their progress every second.
+options), the upload (``signals.csv``, or the OHLC file under its own name: the name is the
+symbol), ``progress.json`` and ``result.json``. Files, not the cache: the cache is per process
+unless CACHE_URL is set, and the worker is another process. Short runs (at most ``INLINE_ROWS``
+rows × jobs) run in the request; longer ones go to the worker and the page polls their progress
+every second.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Optional
@@ -34,10 +37,12 @@ KINDS = [("random", "Random stream"), ("csv", "CSV of signals"), ("account", "An
 # The CLI's option names → the form's fields.
 FIELDS = {
     "--csv": "csv", "--account": "account", "--days": "days", "--random": "random", "--win-rate": "win_rate",
-    "--draw-rate": "draw_rate", "--symbols": "symbols", "--seed": "seed", "--prices": "prices",
+    "--draw-rate": "draw_rate", "--symbols": "symbols", "--streak": "streak", "--expiry-seconds": "expiry_seconds",
+    "--seed": "seed", "--prices": "prices",
     "--expiry-candles": "expiry_candles", "--monte-carlo": "monte_carlo", "--bankroll": "bankroll", "--rank": "rank",
     "--set": "sets", "--grid": "grids", "stream": "kind",
 }
+UPLOADS = {"csv": "csv", "prices": "prices_file"}  # the stream → its upload field
 
 
 def folder() -> Path:
@@ -55,7 +60,11 @@ class SimulateForm(forms.Form):
     win_rate = forms.CharField(required=False, initial="0.55", label="Win rate")
     draw_rate = forms.CharField(required=False, initial="0", label="Draw rate")
     symbols = forms.CharField(required=False, initial="1", label="Symbols")
+    streak = forms.CharField(required=False, initial="0", label="Streak", help_text="random stream: the chance a result repeats the previous one (0 to under 1)")
+    expiry_seconds = forms.CharField(required=False, initial="60", label="Expiry seconds", help_text="random stream: seconds from each request to its result")
     prices = forms.ChoiceField(required=False, choices=[("eurusd", "EURUSD"), ("goog", "GOOG"), ("btcusd", "BTCUSD")], label="Prices")
+    prices_file = forms.FileField(required=False, label="Own prices (OHLC CSV)",
+                                  help_text="instead of the sample: a Date and a Close column, the file's name is the symbol; at most 20 MB")
     expiry_candles = forms.CharField(required=False, initial="1", label="Expiry candles")
     seed = forms.CharField(required=False, initial="0", label="Seed")
     sets = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Settings to compare",
@@ -65,26 +74,34 @@ class SimulateForm(forms.Form):
     monte_carlo = forms.CharField(required=False, label="Monte Carlo runs")
     bankroll = forms.CharField(required=False, label="Bankroll")
 
-    def clean_csv(self):
-        upload = self.cleaned_data.get("csv")
+    def _upload(self, name: str):
+        upload = self.cleaned_data.get(name)
         if upload is not None and upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(f"the file has {upload.size:,} bytes; at most {MAX_UPLOAD_BYTES:,} (20 MB)")
         return upload
 
-    def options(self, csv_path: Optional[str]) -> dict[str, Any]:
-        """The CLI's options (``cli.plan_from``) for this form."""
+    def clean_csv(self):
+        return self._upload("csv")
+
+    def clean_prices_file(self):
+        return self._upload("prices_file")
+
+    def options(self, upload_path: Optional[str]) -> dict[str, Any]:
+        """The CLI's options (``cli.plan_from``) for this form; ``upload_path``: the saved upload of
+        the chosen stream, if any."""
         data = self.cleaned_data
         kind = data["kind"]
         text = lambda name: (data.get(name) or "").strip() or None  # noqa: E731
         account = text("account")
         return {
-            "csv": csv_path if kind == "csv" else None,
+            "csv": upload_path if kind == "csv" else None,
             "account": account if kind == "account" or data.get("start_from_account") else None,
             "days": text("days") if kind == "account" else None,
             "random": text("random") if kind == "random" else None,
             "win_rate": text("win_rate"), "draw_rate": text("draw_rate") or "0", "symbols": text("symbols") or "1",
-            "streak": "0", "expiry_seconds": "60",
-            "prices": data.get("prices") if kind == "prices" else None, "expiry_candles": text("expiry_candles") or "1",
+            "streak": text("streak") or "0", "expiry_seconds": text("expiry_seconds") or "60",
+            "prices": (upload_path or data.get("prices")) if kind == "prices" else None,
+            "expiry_candles": text("expiry_candles") or "1",
             "seed": text("seed") or "0",
             "sets": [line.strip() for line in (data.get("sets") or "").splitlines() if line.strip()],
             "grids": [text("grids")] if text("grids") else [],
@@ -107,40 +124,57 @@ def simulate_page(request):
         job = uuid.uuid4().hex
         where = folder() / job
         where.mkdir(parents=True, exist_ok=True)
-        csv_path = None
-        if form.cleaned_data["kind"] == "csv":
-            upload = form.cleaned_data.get("csv")
-            if upload is None:
-                form.add_error("csv", "choose a CSV file")
-            else:
-                csv_path = str(where / "signals.csv")
-                with open(csv_path, "wb") as out:
-                    for chunk in upload.chunks():
-                        out.write(chunk)
-        if form.is_valid():
-            options = form.options(csv_path)
-            try:
-                plan, _ = cli.plan_from(options)
-                rows = batch.rows_per_pass(plan)
-                if csv_path:  # a bad row is shown with its line number, next to the field
-                    rows = sum(1 for _signal in plan.source.signals())
-            except streams.StreamError as exc:
-                form.add_error("csv" if csv_path else ("account" if options["account"] else "kind"),
-                               str(exc).replace(str(where) + os.sep, ""))
-            except InvalidInput as exc:
-                _add_errors(form, exc.errors)
-            else:
-                (where / "options.json").write_text(json.dumps(options))
-                work = None if rows is None else rows * len(plan.settings) * (1 + plan.monte_carlo)
-                from lanes import tasks
-
-                if work is not None and work <= INLINE_ROWS:
-                    tasks.run_simulation(job)
-                else:
-                    write_progress(job, {"state": "queued", "percent": 0})
-                    tasks.run_simulation.delay(job)
-                return redirect(reverse("dashboard:simulate-run", args=[job]))
+        if _start(form, job, where):
+            return redirect(reverse("dashboard:simulate-run", args=[job]))
+        shutil.rmtree(where, ignore_errors=True)  # a refused form leaves no run behind
     return render(request, "lanes/simulate.html", {"form": form, "ranks": batch.RANKS})
+
+
+def _start(form: SimulateForm, job: str, where: Path) -> bool:
+    """Save the stream's upload, read the options with the CLI's ``plan_from`` and run the job (or
+    queue it); False, with the errors on the form, when the input is refused."""
+    kind = form.cleaned_data["kind"]
+    field = UPLOADS.get(kind)
+    upload = form.cleaned_data.get(field) if field else None
+    if kind == "csv" and upload is None:
+        form.add_error("csv", "choose a CSV file")
+        return False
+    path = None
+    if upload is not None:
+        path = where / ("signals.csv" if kind == "csv" else f"{_file_stem(upload.name)}.csv")
+        with open(path, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+    options = form.options(None if path is None else str(path))
+    try:
+        plan, _ = cli.plan_from(options)
+        rows = batch.rows_per_pass(plan)
+        if path:  # read the whole upload now: a bad row is shown with its line number, next to the field
+            rows = sum(1 for _signal in plan.source.signals())
+    except streams.StreamError as exc:
+        message = str(exc).replace(str(where) + os.sep, "")
+        option = FIELDS.get(message.split(" ", 1)[0])  # a stream's own check names its option first
+        form.add_error(option or (field if path else None) or ("account" if options["account"] else "kind"), message)
+        return False
+    except InvalidInput as exc:
+        _add_errors(form, exc.errors)
+        return False
+    (where / "options.json").write_text(json.dumps(options))
+    work = None if rows is None else rows * len(plan.settings) * (1 + plan.monte_carlo)
+    from lanes import tasks
+
+    if work is not None and work <= INLINE_ROWS:
+        tasks.run_simulation(job)
+    else:
+        write_progress(job, {"state": "queued", "percent": 0})
+        tasks.run_simulation.delay(job)
+    return True
+
+
+def _file_stem(name: str) -> str:
+    """An uploaded file's name without its extension, safe as a file name (the price stream's
+    symbol is the file's name)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", Path(name).stem)[:64] or "prices"
 
 
 def _job_folder(job: str) -> Path:

@@ -26,7 +26,6 @@ timestamp,symbol,result,payout
 2026-03-02T09:01:30Z,GBPUSD,loss,
 2026-03-02T09:02:00Z,GBPUSD,win,
 """
-
 # One symbol, a minute apart, settled at once. From the defaults (base 1.00, × 2.00, payout 0.85): a
 # base loss opens a lane (level 0: -1.00), its level-1 loss (-2.00), then with martingale_max_level
 # 7 a level-2 win (+3.40, recovered); with 1 the level-1 loss exhausts the lane and the two wins
@@ -40,6 +39,18 @@ timestamp,symbol,result
 2026-03-02T09:04:00Z,EURUSD,draw
 """
 LEVEL_COLUMNS = ["level", "trades", "wins", "losses", "draws", "net profit", "lanes recovered", "lanes exhausted"]
+
+
+def candles(closes):
+    """An OHLC file as the samples are written (Date first, a Close column), an hour a candle."""
+    lines = ["Date,Open,High,Low,Close,Volume"]
+    for hour, close in enumerate(closes):
+        lines.append(f"2025-01-{1 + hour // 24:02d} {hour % 24:02d}:00:00,{close},{close},{close},{close},100")
+    return "\n".join(lines) + "\n"
+
+
+# Rising, falling and rising again: the averages cross both ways, so calls and puts, wins and losses.
+CLOSES = [f"{100 + (i % 30 if i % 60 < 30 else 30 - i % 30) + (i % 7) / 10:.2f}" for i in range(120)]
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +99,11 @@ def test_the_page_needs_a_login_and_is_in_the_nav(client, viewer_client):
     ({"sets": "no_such_field=1"}, "sets", "no_such_field"),
     ({"monte_carlo": "10"}, "bankroll", "required with --monte-carlo"),
     ({"rank": "risk_of_ruin"}, "rank", "needs --monte-carlo"),
+    ({"streak": "1"}, "streak", "less than 1"),
+    ({"streak": "-0.1"}, "streak", "from 0 to 1"),
+    ({"expiry_seconds": "-5"}, "expiry_seconds", "from 0 to 31536000"),
+    ({"expiry_seconds": "soon"}, "expiry_seconds", "whole number"),
+    ({"kind": "prices", "prices": "eurusd", "expiry_candles": "0"}, "expiry_candles", ""),
     ({"kind": "csv"}, "csv", "choose a CSV file"),
     ({"kind": "account", "account": "nobody"}, None, "nobody"),
 ])
@@ -233,3 +249,55 @@ def test_a_setting_without_trades_says_so_in_its_level_table(viewer_client):
     html = viewer_client.get(response["Location"]).content.decode()
     (rows,) = level_tables(html).values()
     assert rows == [] and "no trades" in html
+
+
+def test_streak_and_expiry_seconds_reach_the_run(viewer_client, runs_folder):
+    response = post(viewer_client, random="300", streak="0.6", expiry_seconds="300")
+    job = response["Location"].rstrip("/").rsplit("/", 1)[-1]
+    options = json.loads((runs_folder / job / "options.json").read_text())
+    assert (options["streak"], options["expiry_seconds"]) == ("0.6", "300")
+    page = viewer_client.get(response["Location"])
+    rows = {key: cells for key, _title, cells in page.context["rows"]}
+    (expected,) = cli_json("--random", "300", "--win-rate", "0.55", "--seed", "7", "--streak", "0.6", "--expiry-seconds", "300")["results"]
+    (plain,) = cli_json("--random", "300", "--win-rate", "0.55", "--seed", "7")["results"]
+    assert rows["net_profit"] == [expected["net_profit"]] and rows["skipped"][0].startswith(str(expected["skipped"]))
+    assert (expected["net_profit"], expected["skipped"]) != (plain["net_profit"], plain["skipped"])
+
+
+def test_the_defaults_of_streak_and_expiry_seconds_are_the_clis(viewer_client, runs_folder):
+    response = post(viewer_client, random="300")
+    page = viewer_client.get(response["Location"])
+    (plain,) = cli_json("--random", "300", "--win-rate", "0.55", "--seed", "7")["results"]
+    assert {key: cells for key, _title, cells in page.context["rows"]}["net_profit"] == [plain["net_profit"]]
+
+
+def test_an_own_ohlc_file_is_the_price_stream(viewer_client, tmp_path):
+    text = candles(CLOSES)
+    path = tmp_path / "MYFX.csv"
+    path.write_text(text)
+    response = post(viewer_client, kind="prices", prices="goog", expiry_candles="2",
+                    prices_file=SimpleUploadedFile("MYFX.csv", text.encode(), "text/csv"))
+    assert response.status_code == 302
+    page = viewer_client.get(response["Location"])
+    (expected,) = cli_json("--prices", str(path), "--expiry-candles", "2")["results"]
+    rows = {key: cells for key, _title, cells in page.context["rows"]}
+    assert expected["trades"] > 10
+    assert rows["trades"] == [str(expected["trades"])] and rows["net_profit"] == [expected["net_profit"]]
+    assert page.context["document"]["stream"] == "prices MYFX, expiry 2 candle(s)"
+
+
+def test_a_bad_ohlc_row_shows_its_line_number_next_to_the_field(viewer_client, runs_folder):
+    closes = list(CLOSES)
+    closes[40] = "abc"  # the 41st candle: line 42, after the header
+    response = post(viewer_client, kind="prices", prices_file=SimpleUploadedFile("mine.csv", candles(closes).encode(), "text/csv"))
+    assert response.status_code == 200
+    (message,) = errors(response)["prices_file"]
+    assert message.startswith("mine.csv line 42:") and "'abc'" in message
+    assert 'data-error="prices_file"' in response.content.decode()
+    assert not any(runs_folder.iterdir())  # a refused form leaves no run behind
+
+
+def test_an_ohlc_upload_over_the_limit_is_refused(viewer_client, monkeypatch):
+    monkeypatch.setattr(web, "MAX_UPLOAD_BYTES", 10)
+    response = post(viewer_client, kind="prices", prices_file=SimpleUploadedFile("m.csv", candles(CLOSES).encode(), "text/csv"))
+    assert "at most 10" in errors(response)["prices_file"][0]
