@@ -1,5 +1,5 @@
 """Celery tasks: the beat's status log, queue upkeep and statistics roll-up (schedule: CELERY_BEAT_SCHEDULE
-in settings), and the simulator page's long runs (run_simulation).
+in settings), and the simulator page's long runs (run_simulation) and their clean-up (prune_simulations).
 
 A task loads its input and calls selectors or services; the rules live in ``lanes.engine`` and
 the line format in ``lanes.status_log``. ``now`` is for tests; beat sends no arguments. A failure
@@ -100,3 +100,15 @@ def run_simulation(job: str) -> None:
     from .simulator import web
 
     web.execute(job)
+
+
+@shared_task
+def prune_simulations(now: Optional[datetime] = None) -> int:
+    """Delete the simulator page's runs untouched for SIMULATOR_KEEP_DAYS days (their folders);
+    returns how many."""
+    from .simulator import web
+
+    removed = web.prune(keep_days=settings.SIMULATOR_KEEP_DAYS, now=now)
+    if removed:
+        logger.info("martingale.simulations pruned_runs=%d", removed)
+    return removed

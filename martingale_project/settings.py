@@ -222,6 +222,7 @@ SILENCED_SYSTEM_CHECKS = ["models.W036"]
 
 # Celery beat and worker (lanes/tasks.py). A run that waited longer than its expiry (the worker was
 # down) is dropped rather than replayed: the next one is due anyway.
+SIMULATOR_KEEP_DAYS = env.int("SIMULATOR_KEEP_DAYS", default=7)  # a simulator page's run untouched this long is deleted
 MARTINGALE_QUEUE_UPKEEP_SECONDS = env.float("MARTINGALE_QUEUE_UPKEEP_SECONDS", default=5)
 CELERY_BEAT_SCHEDULE = {
     "martingale-status-log": {
@@ -238,6 +239,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lanes.tasks.roll_up_stats",
         "schedule": 60,
         "options": {"expires": 60},
+    },
+    "martingale-simulations-prune": {
+        "task": "lanes.tasks.prune_simulations",
+        "schedule": 3600,
+        "options": {"expires": 3600},
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".run" / "celerybeat-schedule")  # `--schedule` overrides

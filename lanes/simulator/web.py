@@ -7,15 +7,18 @@ options), the upload (``signals.csv``, or the OHLC file under its own name: the 
 symbol), ``progress.json`` and ``result.json``. Files, not the cache: the cache is per process
 unless CACHE_URL is set, and the worker is another process. Short runs (at most ``INLINE_ROWS``
 rows × jobs) run in the request; longer ones go to the worker and the page polls their progress
-every second.
+every second. ``prune`` (the beat's ``prune_simulations``) deletes runs untouched for
+``SIMULATOR_KEEP_DAYS`` days.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,10 +28,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 
 from lanes.ranges import InvalidInput
 
 from . import batch, cli, streams
+
+logger = logging.getLogger("lanes.simulator")
 
 INLINE_ROWS = 50_000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -184,6 +190,43 @@ def _job_folder(job: str) -> Path:
     if not (where / "options.json").exists():
         raise Http404("no such run")
     return where
+
+
+def prune(*, keep_days: float, now: Optional[datetime] = None) -> int:
+    """Delete the runs whose newest file is more than ``keep_days`` days old (a queued or running
+    run touches its progress, so it stays); returns how many. Only folders named as a run is
+    (alphanumeric), never a link, never anything outside ``folder()``."""
+    cutoff = (now or timezone.now()).timestamp() - keep_days * 86400
+    try:
+        entries = list(os.scandir(folder()))
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for entry in entries:
+        if not (entry.name.isascii() and entry.name.isalnum()) or not entry.is_dir(follow_symlinks=False):
+            continue
+        if _newest(entry.path) >= cutoff:
+            continue
+        try:
+            shutil.rmtree(entry.path)
+        except OSError:
+            logger.exception("martingale.simulations cannot remove run=%s", entry.name)
+            continue
+        removed += 1
+    return removed
+
+
+def _newest(path: str) -> float:
+    """The latest modification time of a folder and of everything in it (links not followed); a
+    file that vanishes meanwhile (a progress update) keeps the run."""
+    try:
+        newest = os.lstat(path).st_mtime
+        for top, folders, files in os.walk(path):
+            for name in folders + files:
+                newest = max(newest, os.lstat(os.path.join(top, name)).st_mtime)
+    except FileNotFoundError:
+        return float("inf")
+    return newest
 
 
 def write_progress(job: str, progress: dict) -> None:
