@@ -2,7 +2,8 @@
 
 A transaction the database aborts (a deadlock, a lock wait timeout, a Galera cluster's
 certification failure, which comes back as a deadlock) is retried a few times with jitter, then
-refused with ``DatabaseBusy`` (HTTP 503 ``database_busy``). An unreachable database is
+refused with ``DatabaseBusy`` (HTTP 503 ``database_busy``). So is a table whose trigger the server
+failed to load (below), retried on a new connection. An unreachable database is
 ``DatabaseUnavailable`` (HTTP 503 ``database_unavailable``), logged once per outage rather than
 with a traceback per request. Nothing is ever half-written: each attempt is one transaction.
 """
@@ -25,6 +26,14 @@ BUSY, UNAVAILABLE = "busy", "unavailable"
 # MySQL / MariaDB error codes.
 ABORTED_CODES = {1205, 1213}  # lock wait timeout; deadlock (also Galera's certification failure)
 UNREACHABLE_CODES = {1040, 1047, 1053, 1927, 2002, 2003, 2005, 2006, 2013, 2026, 2055, 4031}
+# A MariaDB 10.11 Galera node, under load in the first seconds after a migration, has been seen to
+# keep a table instance whose triggers (lanes.summary) failed to load in its table cache: statements
+# that fire them fail with error 1064 "Unknown trigger has an error in its body: 'Query was empty'"
+# although the trigger on disk is fine and other instances of the table work. Nothing was written
+# (the transaction is rolled back); the instance goes from the cache within seconds. The attempt is
+# retried on a new connection (another server thread, so maybe another table cache instance).
+BROKEN_TRIGGER_CODE = 1064
+BROKEN_TRIGGER_TEXT = "unknown trigger has an error in its body"
 
 
 class DatabaseFault(Exception):
@@ -54,7 +63,7 @@ def classify(exc: BaseException) -> Optional[str]:
         return None
     args = getattr(exc.__cause__, "args", None) or exc.args
     code = args[0] if args and isinstance(args[0], int) else None
-    if code in ABORTED_CODES:
+    if code in ABORTED_CODES or broken_trigger(exc):
         return BUSY
     if code in UNREACHABLE_CODES:
         return UNAVAILABLE
@@ -64,6 +73,12 @@ def classify(exc: BaseException) -> Optional[str]:
     if "unable to open database" in text or "disk i/o error" in text:
         return UNAVAILABLE
     return None
+
+
+def broken_trigger(exc: BaseException) -> bool:
+    """The server could not load a trigger of a table this statement wrote (see BROKEN_TRIGGER_TEXT)."""
+    args = getattr(exc.__cause__, "args", None) or getattr(exc, "args", ())
+    return bool(args) and args[0] == BROKEN_TRIGGER_CODE and BROKEN_TRIGGER_TEXT in str(args[-1]).lower()
 
 
 class _Outage:
@@ -123,6 +138,10 @@ def retried(function: F) -> F:
                 if kind == UNAVAILABLE:
                     connection.close_if_unusable_or_obsolete()
                     raise refused(exc) from exc
+                if broken_trigger(exc):
+                    logger.warning("%s: a table's trigger failed to load on this database server, retrying: %s",
+                                   function.__name__, exc)
+                    connection.close()
                 if attempt == ATTEMPTS - 1:
                     logger.warning("%s: gave up after %d aborted attempts: %s", function.__name__, ATTEMPTS, exc)
                     raise refused(exc) from exc
