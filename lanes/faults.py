@@ -2,8 +2,8 @@
 
 A transaction the database aborts (a deadlock, a lock wait timeout, a Galera cluster's
 certification failure, which comes back as a deadlock) is retried a few times with jitter, then
-refused with ``DatabaseBusy`` (HTTP 503 ``database_busy``). So is a table whose trigger the server
-failed to load (below), retried on a new connection. An unreachable database is
+refused with ``DatabaseBusy`` (HTTP 503 ``database_busy``). So is a statement that met a trigger the
+server failed to load, once the server's cached copies of the tables are cleared (below). An unreachable database is
 ``DatabaseUnavailable`` (HTTP 503 ``database_unavailable``), logged once per outage rather than
 with a traceback per request. Nothing is ever half-written: each attempt is one transaction.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import re
 import time
 from typing import Callable, Optional, TypeVar
 
@@ -26,14 +27,18 @@ BUSY, UNAVAILABLE = "busy", "unavailable"
 # MySQL / MariaDB error codes.
 ABORTED_CODES = {1205, 1213}  # lock wait timeout; deadlock (also Galera's certification failure)
 UNREACHABLE_CODES = {1040, 1047, 1053, 1927, 2002, 2003, 2005, 2006, 2013, 2026, 2055, 4031}
-# A MariaDB 10.11 Galera node, under load in the first seconds after a migration, has been seen to
-# keep a table instance whose triggers (lanes.summary) failed to load in its table cache: statements
-# that fire them fail with error 1064 "Unknown trigger has an error in its body: 'Query was empty'"
-# although the trigger on disk is fine and other instances of the table work. Nothing was written
-# (the transaction is rolled back); the instance goes from the cache within seconds. The attempt is
-# retried on a new connection (another server thread, so maybe another table cache instance).
+# A MariaDB 10.11 Galera node under load keeps, now and then, a table instance whose triggers
+# (lanes.summary, lanes.risk_blocks) failed to parse in its table cache: every statement that fires
+# them fails with error 1064 "Unknown trigger has an error in its body: 'Query was empty'" although
+# the trigger on disk is fine, on any connection, until the instance leaves the cache (seen to last
+# the whole of a 30 s soak). Nothing was written (the transaction rolls back). ``clear_broken_triggers``
+# evicts this server's instances of the tables with triggers (FLUSH LOCAL TABLES, which needs the
+# RELOAD privilege) and the attempt is retried.
 BROKEN_TRIGGER_CODE = 1064
-BROKEN_TRIGGER_TEXT = "unknown trigger has an error in its body"
+BROKEN_TRIGGER = re.compile(r"trigger .*has an error in its body", re.IGNORECASE)
+ACCESS_DENIED_CODES = {1227}  # ER_SPECIFIC_ACCESS_DENIED_ERROR (RELOAD)
+FLUSH_EVERY_SECONDS = 1.0  # at most one flush a second per process
+FLUSH_LOCK_WAIT_SECONDS = 5
 
 
 class DatabaseFault(Exception):
@@ -61,8 +66,7 @@ def classify(exc: BaseException) -> Optional[str]:
         return UNAVAILABLE
     if not isinstance(exc, DatabaseError):
         return None
-    args = getattr(exc.__cause__, "args", None) or exc.args
-    code = args[0] if args and isinstance(args[0], int) else None
+    code = _code(exc)
     if code in ABORTED_CODES or broken_trigger(exc):
         return BUSY
     if code in UNREACHABLE_CODES:
@@ -75,10 +79,55 @@ def classify(exc: BaseException) -> Optional[str]:
     return None
 
 
-def broken_trigger(exc: BaseException) -> bool:
-    """The server could not load a trigger of a table this statement wrote (see BROKEN_TRIGGER_TEXT)."""
+def _code(exc: BaseException) -> Optional[int]:
     args = getattr(exc.__cause__, "args", None) or getattr(exc, "args", ())
-    return bool(args) and args[0] == BROKEN_TRIGGER_CODE and BROKEN_TRIGGER_TEXT in str(args[-1]).lower()
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def broken_trigger(exc: BaseException) -> bool:
+    """The server could not load a trigger of a table this statement wrote (see BROKEN_TRIGGER)."""
+    return _code(exc) == BROKEN_TRIGGER_CODE and BROKEN_TRIGGER.search(str(exc.__cause__ or exc)) is not None
+
+
+class _Flushes:
+    at: float = float("-inf")
+    denied: bool = False
+
+
+def clear_broken_triggers(connection=connection) -> None:
+    """Evict this database server's cached instances of the tables that have triggers, so that the
+    next statement loads their triggers again (see BROKEN_TRIGGER). ``FLUSH LOCAL TABLES``: this
+    node only, not replicated; it waits at most FLUSH_LOCK_WAIT_SECONDS for statements using them.
+    Without the RELOAD privilege it logs once how to grant it, and the retry takes a new connection."""
+    now = time.monotonic()
+    if connection.vendor != "mysql" or _Flushes.denied or now - _Flushes.at < FLUSH_EVERY_SECONDS:
+        connection.close()
+        return
+    _Flushes.at = now
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"
+            )
+            tables = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
+            cursor.execute("SELECT @@SESSION.lock_wait_timeout")
+            (wait,) = cursor.fetchone()
+            cursor.execute("SET SESSION lock_wait_timeout = %s", [FLUSH_LOCK_WAIT_SECONDS])
+            try:
+                cursor.execute(f"FLUSH LOCAL TABLES {tables}")
+            finally:
+                cursor.execute("SET SESSION lock_wait_timeout = %s", [wait])
+        logger.warning("a trigger failed to load on this database server: flushed %s from its table cache", tables)
+    except DatabaseError as error:
+        if _code(error) in ACCESS_DENIED_CODES:
+            _Flushes.denied = True
+            logger.error(
+                "a trigger failed to load on this database server and this user may not clear it: grant it "
+                "RELOAD (README, Production), or run FLUSH TABLES on the server; retrying meanwhile"
+            )
+        else:
+            logger.warning("could not flush the tables with triggers: %s", error)
+        connection.close()
 
 
 class _Outage:
@@ -139,9 +188,7 @@ def retried(function: F) -> F:
                     connection.close_if_unusable_or_obsolete()
                     raise refused(exc) from exc
                 if broken_trigger(exc):
-                    logger.warning("%s: a table's trigger failed to load on this database server, retrying: %s",
-                                   function.__name__, exc)
-                    connection.close()
+                    clear_broken_triggers()
                 if attempt == ATTEMPTS - 1:
                     logger.warning("%s: gave up after %d aborted attempts: %s", function.__name__, ATTEMPTS, exc)
                     raise refused(exc) from exc

@@ -89,6 +89,7 @@ CREATE DATABASE martingale CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER 'martingale'@'127.0.0.1' IDENTIFIED BY '$password';
 CREATE USER 'martingale'@'localhost' IDENTIFIED BY '$password';
 GRANT ALL ON \`martingale\`.* TO 'martingale'@'127.0.0.1', 'martingale'@'localhost';
+GRANT RELOAD ON *.* TO 'martingale'@'127.0.0.1', 'martingale'@'localhost';
 GRANT ALL ON \`test\\_martingale%\`.* TO 'martingale'@'127.0.0.1', 'martingale'@'localhost';
 SQL
 

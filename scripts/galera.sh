@@ -101,6 +101,7 @@ GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, REPLICA MONITOR ON *.* TO 's
 CREATE DATABASE martingale CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER 'martingale'@'127.0.0.1' IDENTIFIED BY '$password';
 GRANT ALL ON \`martingale\`.* TO 'martingale'@'127.0.0.1';
+GRANT RELOAD ON *.* TO 'martingale'@'127.0.0.1';
 SQL
   local members="gcomm://127.0.0.1:${GROUPS_[0]},127.0.0.1:${GROUPS_[1]},127.0.0.1:${GROUPS_[2]}"
   for n in 2 3; do

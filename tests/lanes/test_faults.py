@@ -1,6 +1,9 @@
-"""Database faults the service names and retries (lanes.faults): a table whose trigger the server
-failed to load is retried on a new connection, then refused 503, never answered 500."""
+"""Database faults the service names and retries (lanes.faults): a statement that meets a trigger the
+database server failed to load clears the server's cached tables and is retried, then refused 503,
+never answered 500."""
 import json
+import logging
+from pathlib import Path
 
 import pytest
 from django.db import ProgrammingError, connection
@@ -9,7 +12,14 @@ from django.db.backends import utils as db_utils
 from lanes import faults, services
 from lanes.models import Trade
 
-BROKEN = (1064, "Unknown trigger has an error in its body: 'Query was empty'")
+UNKNOWN = (1064, "Unknown trigger has an error in its body: 'Query was empty'")  # as seen on Galera
+NAMED = (1064, "Trigger 'probe_insert' has an error in its body: 'You have an error in your SQL syntax'")
+
+
+@pytest.fixture(autouse=True)
+def fresh_flushes(monkeypatch):
+    monkeypatch.setattr(faults._Flushes, "at", float("-inf"))
+    monkeypatch.setattr(faults._Flushes, "denied", False)
 
 
 @pytest.fixture
@@ -17,35 +27,108 @@ def no_backoff(monkeypatch):
     monkeypatch.setattr(faults.time, "sleep", lambda seconds: None)
 
 
-def broken_trigger_error() -> ProgrammingError:
-    return ProgrammingError(*BROKEN)
-
-
 def test_a_broken_trigger_is_a_busy_database_and_a_plain_syntax_error_a_bug():
-    assert faults.classify(broken_trigger_error()) == faults.BUSY
+    assert faults.classify(ProgrammingError(*UNKNOWN)) == faults.BUSY
+    assert faults.classify(ProgrammingError(*NAMED)) == faults.BUSY
     wrapped = ProgrammingError("wrapped")
-    wrapped.__cause__ = broken_trigger_error()  # as Django raises it over MySQLdb's
+    wrapped.__cause__ = ProgrammingError(*UNKNOWN)  # as Django raises it over MySQLdb's
     assert faults.classify(wrapped) == faults.BUSY
     assert faults.classify(ProgrammingError(1064, "You have an error in your SQL syntax near 'x'")) is None
     assert faults.classify(ProgrammingError(1146, "Unknown trigger has an error in its body")) is None
 
 
-@pytest.mark.mysql  # SQLite's in-memory test database keeps its one connection
-@pytest.mark.django_db(transaction=True)
-def test_the_attempt_is_retried_on_a_new_connection(no_backoff):
-    seen = []
+@pytest.fixture
+def probe_table(transactional_db):
+    """A table with a trigger, and its .TRG file on the test server's disk (`make test` runs it here)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE faults_probe (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+        cursor.execute("CREATE TABLE faults_probe_log (id INT PRIMARY KEY AUTO_INCREMENT, v INT)")
+        cursor.execute(
+            "CREATE TRIGGER probe_insert AFTER INSERT ON faults_probe FOR EACH ROW "
+            "BEGIN INSERT INTO faults_probe_log (v) VALUES (NEW.v); END"
+        )
+        cursor.execute("SELECT @@datadir, DATABASE()")
+        datadir, name = cursor.fetchone()
+    trg = Path(datadir) / name / "faults_probe.TRG"
+    assert trg.exists(), f"the test database server keeps its files elsewhere than {trg}"
+    yield trg
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS faults_probe, faults_probe_log")
+
+
+def insert(v):
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO faults_probe (v) VALUES (%s)", [v])
+
+
+def cache_a_broken_trigger(trg: Path) -> None:
+    """Leave in the server's table cache an instance of faults_probe whose trigger failed to parse,
+    with the trigger on disk sound again: what the Galera node kept."""
+    sound = trg.read_text()
+    trg.write_text(sound.replace("INSERT INTO faults_probe_log", "INSERT INTO INTO faults_probe_log"))
+    with connection.cursor() as cursor:
+        cursor.execute("FLUSH LOCAL TABLES faults_probe")
+    with pytest.raises(ProgrammingError, match="has an error in its body"):
+        insert(1)
+    trg.write_text(sound)
+    connection.close()
+    with pytest.raises(ProgrammingError, match="has an error in its body"):  # on a new connection too
+        insert(2)
+
+
+@pytest.mark.mysql
+def test_a_cached_broken_trigger_is_flushed_and_the_statement_retried(probe_table, no_backoff, caplog):
+    cache_a_broken_trigger(probe_table)
+    attempts = []
 
     @faults.retried
     def work():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        seen.append(connection.connection)
-        if len(seen) == 1:
-            raise broken_trigger_error()
+        attempts.append(1)
+        insert(3)
         return "done"
 
-    assert work() == "done"
-    assert len(seen) == 2 and seen[0] is not seen[1]  # the first connection was closed
+    with caplog.at_level(logging.WARNING, logger="lanes.faults"):
+        assert work() == "done"
+    assert len(attempts) == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT v FROM faults_probe_log")
+        assert cursor.fetchall() == ((3,),)  # the trigger ran, once
+    assert "`faults_probe`" in caplog.text.split("flushed")[1]
+
+
+@pytest.mark.mysql
+def test_without_the_reload_privilege_it_says_so_once_and_retries_on_new_connections(
+    probe_table, no_backoff, monkeypatch, caplog
+):
+    cache_a_broken_trigger(probe_table)
+    execute = db_utils.CursorWrapper.execute
+
+    def no_reload(self, sql, params=None):
+        if sql.startswith("FLUSH"):
+            raise ProgrammingError(1227, "Access denied; you need (at least one of) the RELOAD privilege(s)")
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(db_utils.CursorWrapper, "execute", no_reload)
+    connections = []
+
+    @faults.retried
+    def work():
+        connection.ensure_connection()
+        connections.append(connection.connection)
+        insert(3)
+        return "done"
+
+    with caplog.at_level(logging.WARNING, logger="lanes.faults"):
+        try:
+            outcome = work()
+        except faults.DatabaseBusy:  # every new connection met the cached instance
+            outcome = "busy"
+    assert caplog.text.count("grant it RELOAD") == 1
+    assert faults._Flushes.denied
+    assert len(connections) >= 2 and len({id(c) for c in connections}) == len(connections)  # a new one each time
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM faults_probe_log")
+        assert cursor.fetchone() == ((1,) if outcome == "done" else (0,))
 
 
 @pytest.fixture
@@ -70,7 +153,7 @@ def fail_trade_inserts(monkeypatch, times: int) -> list:
     def failing(self, sql, params=None):
         if sql.lstrip().upper().startswith("INSERT INTO") and "martingale_trades" in sql and len(failures) < times:
             failures.append(sql)
-            raise broken_trigger_error()
+            raise ProgrammingError(*UNKNOWN)
         return execute(self, sql, params)
 
     monkeypatch.setattr(db_utils.CursorWrapper, "execute", failing)
