@@ -90,9 +90,9 @@ def fill(args):
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from lanes import summary
+    from lanes import risk_blocks, summary
     from lanes.engine import round2, stake_at
-    from lanes.models import Account, Lane, LaneEvent, StatsBucket, StatsChange, Trade
+    from lanes.models import Account, Lane, LaneEvent, RiskBlock, RiskChange, StatsBucket, StatsChange, Trade
     from settings_app.models import TradingSettings
 
     rng = random.Random(7)
@@ -155,8 +155,9 @@ def fill(args):
     # Raw inserts without the statistics' triggers, then one rebuild of the running totals: what
     # the migration does on a database that already holds the rows (timed below).
     summary.drop_triggers()
+    risk_blocks.drop_triggers()
     with transaction.atomic(), connection.cursor() as cursor:
-        for model in (LaneEvent, Trade, Lane, TradingSettings, Account, StatsChange, StatsBucket):
+        for model in (LaneEvent, Trade, Lane, TradingSettings, Account, StatsChange, StatsBucket, RiskChange, RiskBlock):
             cursor.execute(f"DELETE FROM {model._meta.db_table}")
         insert(
             cursor, Account._meta.db_table,
@@ -190,6 +191,10 @@ def fill(args):
     started = time.perf_counter()
     summary.rebuild()
     print(f"running totals (lanes.summary) rebuilt in {time.perf_counter() - started:.1f} s")
+    risk_blocks.install_triggers()
+    started = time.perf_counter()
+    risk_blocks.rebuild()
+    print(f"risk blocks (lanes.risk_blocks) rebuilt in {time.perf_counter() - started:.1f} s")
     with connection.cursor() as cursor:
         cursor.execute(
             "ANALYZE" if connection.vendor == "sqlite"
@@ -240,6 +245,10 @@ def measure(runs, account):
         for days in (1, 7, 30, 365)
     ] + [
         ("stats_get, 30 days, one account", lambda: selectors.stats_get(days=30, account=account)),
+    ] + [
+        (f"risk_stats_get, {days} days", lambda days=days: selectors.risk_stats_get(days=days)) for days in (7, 30, 365)
+    ] + [
+        ("risk_stats_get, 30 days, one account", lambda: selectors.risk_stats_get(days=30, account=account)),
         ("status_all + JSON", lambda: json.dumps(selectors.status_all())),
     ]
     print(f"{'page':32} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'queries':>8}")

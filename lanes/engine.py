@@ -226,6 +226,65 @@ def longest_losing_run(results) -> int:
     return runs.longest
 
 
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """A stretch of settled trades in settlement order, summed up so that two stretches side by
+    side sum up to the stretch of both (``then``): its trades, their total profit, the highest
+    and the lowest running total (the empty start, 0, included), the largest fall below the
+    running peak inside it (the peak starting at 0: ``Equity``), the losses before its first win
+    and after its last, its longest losing run (``LosingRun``: a draw neither ends nor extends a
+    run) and whether it has a win. Profits in any one unit (the statistics add whole cents).
+
+    So the drawdown and the losing run of a long window come from stored stretches of its parts
+    (``lanes.risk_blocks``) without reading its trades."""
+
+    n: int = 0
+    total: int = 0
+    high: int = 0
+    low: int = 0
+    drawdown: int = 0
+    lead: int = 0
+    tail: int = 0
+    longest: int = 0
+    won: bool = False
+
+    @classmethod
+    def one(cls, result: str, profit) -> "Stretch":
+        """One settled trade (``result`` a result or a settled status)."""
+        lost = result in (LOSS, LOST)
+        return cls(
+            n=1, total=profit, high=max(profit, 0), low=min(profit, 0), drawdown=max(-profit, 0),
+            lead=int(lost), tail=int(lost), longest=int(lost), won=result in (WIN, WON),
+        )
+
+    @classmethod
+    def of(cls, trades) -> "Stretch":
+        """The stretch of (result, profit) pairs in settlement order."""
+        stretch = cls()
+        for result, profit in trades:
+            stretch = stretch.then(cls.one(result, profit))
+        return stretch
+
+    def then(self, after: "Stretch") -> "Stretch":
+        """This stretch followed by ``after``."""
+        if not self.n:
+            return after
+        if not after.n:
+            return self
+        return Stretch(
+            n=self.n + after.n,
+            total=self.total + after.total,
+            high=max(self.high, self.total + after.high),
+            low=min(self.low, self.total + after.low),
+            # Inside ``after`` the peak is this stretch's highest, or one of after's own.
+            drawdown=max(self.drawdown, after.drawdown, self.high - (self.total + after.low)),
+            lead=self.lead if self.won else self.lead + after.lead,
+            tail=after.tail if after.won else self.tail + after.tail,
+            longest=max(self.longest, after.longest, self.tail + after.lead),
+            won=self.won or after.won,
+        )
+
+
 # --- Refusals the interfaces turn into answers ----------------------------------------------
 
 
@@ -555,9 +614,20 @@ def remaining_risk(lane: Lane, max_stake: Optional[Decimal]) -> Decimal:
     last level (SPEC §11); 0 for a finished lane."""
     if lane.status != ACTIVE:
         return ZERO
-    after = _stakes_after(lane.ladder_mode, lane.base_amount, lane.multiplier, lane.payout_rate, lane.max_level, max_stake)
-    level = lane.current_level
-    return lane.current_amount + (after[level] if 0 <= level < len(after) else ZERO)
+    return ladder_remaining_risk(
+        lane.ladder_mode, lane.base_amount, lane.multiplier, lane.payout_rate, lane.max_level, lane.current_level,
+        lane.current_amount, max_stake,
+    )
+
+
+def ladder_remaining_risk(
+    mode: str, base_amount: Decimal, multiplier: Decimal, payout_rate: Optional[Decimal], max_level: int,
+    current_level: int, current_amount: Decimal, max_stake: Optional[Decimal],
+) -> Decimal:
+    """``remaining_risk`` of an active lane given by its ladder's columns (for a reader that sums
+    many lanes without making each one)."""
+    after = _stakes_after(mode, base_amount, multiplier, payout_rate, max_level, max_stake)
+    return current_amount + (after[current_level] if 0 <= current_level < len(after) else ZERO)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -179,6 +179,7 @@ class Trade(models.Model):
             models.Index(fields=["status", "opened_at"], name="trade_status_opened_idx"),
             models.Index(fields=["opened_at"], name="trade_opened_idx"),
             models.Index(fields=["account", "settled_at"], name="trade_account_settled_idx"),
+            models.Index(fields=["settled_at"], name="trade_settled_idx"),  # the risk blocks of every account (lanes.risk_blocks)
             # Covers the statistics' scans of a window of trades (selectors.stats_get).
             models.Index(fields=["opened_at", "status", "level", "symbol", "profit", "account"], name="trade_stats_idx"),
         ]
@@ -357,3 +358,51 @@ class StatsBucket(models.Model):
 
     def __str__(self):
         return f"{self.kind}/{self.dim} {self.width}s@{self.slot}"
+
+
+class RiskChange(models.Model):
+    """A settled trade's stretch that changed (lanes.risk_blocks): appended by database triggers
+    on martingale_trades when a trade with a ``settled_at`` is written or its settlement changes,
+    naming its account and the UTC quarter-hour (``slot``, epoch seconds) it settled in; taken by
+    ``lanes.risk_blocks.roll_up``, which sums that quarter-hour up again. Never written by the code."""
+
+    id = models.BigAutoField(primary_key=True)
+    account_id = models.BigIntegerField()
+    slot = models.BigIntegerField()
+
+    class Meta:
+        db_table = "martingale_risk_changes"
+
+    def __str__(self):
+        return f"account {self.account_id} {self.slot}"
+
+
+class RiskBlock(models.Model):
+    """The settled trades of one account (``account_id`` 0: of all accounts) in one UTC
+    quarter-hour or day of settlement (``width`` seconds from ``slot``, epoch seconds), summed up
+    as an ``engine.Stretch`` (profits in cents), with the range of their ``opened_at`` (epoch
+    microseconds): the risk guard's drawdown and losing run of a window come from these (SPEC §11).
+    Written only by ``lanes.risk_blocks``."""
+
+    id = models.BigAutoField(primary_key=True)
+    account_id = models.BigIntegerField()
+    width = models.IntegerField()
+    slot = models.BigIntegerField()
+    n = models.BigIntegerField()
+    total = models.BigIntegerField()
+    high = models.BigIntegerField()
+    low = models.BigIntegerField()
+    drawdown = models.BigIntegerField()
+    lead = models.BigIntegerField()
+    tail = models.BigIntegerField()
+    longest = models.BigIntegerField()
+    won = models.BooleanField()
+    opened_min = models.BigIntegerField()
+    opened_max = models.BigIntegerField()
+
+    class Meta:
+        db_table = "martingale_risk_blocks"
+        constraints = [models.UniqueConstraint(fields=["account_id", "width", "slot"], name="risk_block_key")]
+
+    def __str__(self):
+        return f"account {self.account_id} {self.width}s@{self.slot}"

@@ -212,13 +212,14 @@ def drop_triggers(connection=default_connection) -> None:
             cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
-def installed_triggers(connection=default_connection) -> set[str]:
+def installed_triggers(connection=default_connection, names: Optional[list[str]] = None) -> set[str]:
+    """Which of ``names`` (default: this module's triggers) the database has."""
     with connection.cursor() as cursor:
         if connection.vendor == "mysql":
             cursor.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
         else:
             cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-        return {name for (name,) in cursor.fetchall()} & set(TRIGGERS)
+        return {name for (name,) in cursor.fetchall()} & set(TRIGGERS if names is None else names)
 
 
 # --- Folding changes into buckets ------------------------------------------------------------------
@@ -291,19 +292,30 @@ def roll_up(limit: int = ROLL_UP_BATCH, connection=default_connection) -> int:
         totals: dict = {}
         _fold(totals, (row[1:] for row in rows))
         _add_to_buckets(cursor, vendor, totals)
-        for chunk in _chunks([row[0] for row in rows], 900):
-            cursor.execute(f"DELETE FROM {CHANGES} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+        delete_ids(cursor, CHANGES, [row[0] for row in rows])
     return len(rows)
+
+
+def delete_ids(cursor, table: str, ids: list) -> None:
+    """Delete the rows of ``table`` with these ids, in statements of at most 900 (SQLite's limit)."""
+    for chunk in _chunks(ids, 900):
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+
+
+def drain(roll_up_step, batch: int, connection) -> int:
+    """Call ``roll_up_step`` until it moves fewer than ``batch`` changes (none left, or only ones
+    written meanwhile); returns how many moved."""
+    moved = 0
+    while True:
+        done = roll_up_step(connection=connection)
+        moved += done
+        if done < batch:
+            return moved
 
 
 def roll_up_all(connection=default_connection) -> int:
     """Roll up until no change is left (or only ones written meanwhile); returns how many moved."""
-    moved = 0
-    while True:
-        batch = roll_up(connection=connection)
-        moved += batch
-        if batch < ROLL_UP_BATCH:
-            return moved
+    return drain(roll_up, ROLL_UP_BATCH, connection)
 
 
 def _totals_of_rows(cursor, vendor: str) -> dict:
@@ -338,8 +350,7 @@ def rebuild(connection=default_connection) -> None:
         cursor.execute(f"SELECT id FROM {CHANGES}")
         pending = cursor.fetchall()
         cursor.execute(f"DELETE FROM {BUCKETS}")
-        for chunk in _chunks([row[0] for row in pending], 900):
-            cursor.execute(f"DELETE FROM {CHANGES} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+        delete_ids(cursor, CHANGES, [row[0] for row in pending])
         _add_to_buckets(cursor, vendor, totals)
 
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from . import selectors, services, status_log, summary
+from . import risk_blocks, selectors, services, status_log, summary
 from .health import health
 from .serializers import lane_json, trade_json
 
@@ -85,12 +85,14 @@ def serve_queues(now: Optional[datetime] = None) -> dict[str, int]:
 
 @shared_task
 def roll_up_stats() -> int:
-    """Fold the statistics' pending changes into their running totals (lanes.summary), so that a
-    statistics read meets few of them; returns how many were folded."""
+    """Fold the statistics' pending changes into their running totals (lanes.summary) and the
+    risk guard's blocks (lanes.risk_blocks), so that a statistics read meets few of them; returns
+    how many were folded."""
     moved = summary.roll_up_all()
-    if moved:
-        logger.info("martingale.stats rolled_up_changes=%d", moved)
-    return moved
+    risk = risk_blocks.roll_up_all()
+    if moved or risk:
+        logger.info("martingale.stats rolled_up_changes=%d risk_changes=%d", moved, risk)
+    return moved + risk
 
 
 @shared_task

@@ -2,29 +2,34 @@
 recovered lanes that still lost, the exposure now, the largest drawdown and the longest run of
 losses.
 
-Read from the rows of the window (the lanes created and the trades opened in it, as
-``stats_get``), not from the running totals of ``lanes.summary``: a drawdown and a run of losses
-depend on the order of the trades, which totals do not keep. Four queries, whatever the data;
-the time grows with the rows of the window.
+The lanes' figures are read from the lanes created in the window (as ``stats_get``). The drawdown
+and the losing run depend on the order of the trades, which the running totals of
+``lanes.summary`` do not keep: for one account or all they come from the stored stretches of
+``lanes.risk_blocks`` (about one row per day of the window plus its two ends' trades); for a list
+of accounts, from the window's settled trades in settle order.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import BigIntegerField, Count, F, Q, Sum
+from django.db.models import BigIntegerField, Count, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Cast, Round
 from django.utils import timezone
 
-from .. import engine
+from .. import engine, risk_blocks
+from settings_app.models import TradingSettings
+
 from ..models import Account, Lane, LaneOutcome, LaneStatus, Trade
-from ..serializers import iso, lane_remaining_risk, money
+from ..serializers import iso, money
 from ..services import NotFound
 from .accounts import SETTLED_STATES, TOTAL
-from .lanes import check_scope, with_open_trade
+from .lanes import check_scope
 from .stats import clean_days, stats_get
 
 OUTCOMES = (*LaneOutcome.values, LaneStatus.ACTIVE)  # an active lane has no outcome yet
+# engine.ladder_remaining_risk's arguments, as lane columns (max_stake is the account's).
+LADDER = ("ladder_mode", "base_amount", "multiplier", "payout_rate", "max_level", "current_level", "current_amount")
 
 
 def risk_stats_get(
@@ -41,8 +46,10 @@ def risk_stats_get(
     now = now or timezone.now()
     since = now - timedelta(days=days)
     lanes, trades = Lane.objects.order_by(), Trade.objects.order_by()
+    scope = risk_blocks.ALL
     if account is not None:
-        if not Account.objects.filter(worker_name=account).exists():
+        scope = Account.objects.filter(worker_name=account).values_list("id", flat=True).first()
+        if scope is None:
             raise NotFound(f"account {account} not found")
         lanes, trades = lanes.filter(account_name=account), trades.filter(account__worker_name=account)
     if account_names is not None:
@@ -62,25 +69,36 @@ def risk_stats_get(
         by_outcome[key] += row["net"] or engine.ZERO
         at_loss += row["at_loss"]
 
-    # Profits as whole cents (exact in every database, and no Decimal per row: a 30-day window of
-    # a million trades spent 0.9 s in the row converters); the engine's functions add them up.
-    settled = (
-        trades.filter(opened_at__gte=since, opened_at__lte=now, status__in=SETTLED_STATES)
-        .order_by("settled_at", "id")
-        .annotate(cents=Cast(Round(F("profit") * 100), BigIntegerField()))
-        .values_list("status", "cents")
-    )
-    statuses, profits = [], []
-    for status, cents in settled.iterator(chunk_size=5000):
-        statuses.append(status)
-        profits.append(cents or 0)
+    if account_names is None:
+        stretch = risk_blocks.stretch(scope, since, now)
+    else:
+        # Profits as whole cents (exact in every database, and no Decimal per row).
+        settled = (
+            trades.filter(opened_at__gte=since, opened_at__lte=now, status__in=SETTLED_STATES)
+            .order_by("settled_at", "id")
+            .annotate(cents=Cast(Round(F("profit") * 100), BigIntegerField()))
+            .values_list("status", "cents")
+        )
+        stretch = engine.Stretch.of((status, cents or 0) for status, cents in settled.iterator(chunk_size=5000))
 
-    # Exposure is a figure of now, over every active lane (whenever created) and open trade.
-    active = list(with_open_trade(lanes.filter(status=LaneStatus.ACTIVE)))
+    # Exposure is a figure of now, over every active lane (whenever created) and open trade: the
+    # active lanes counted by ladder and place on it (few groups however many lanes).
+    max_stake = TradingSettings.objects.filter(account_name=OuterRef("account_name")).values("max_stake")[:1]
+    groups = (
+        lanes.filter(status=LaneStatus.ACTIVE)
+        .annotate(account_max_stake=Subquery(max_stake))
+        .values(*LADDER, "account_max_stake")
+        .annotate(lanes=Count("id"))
+        .order_by()
+    )
+    exposure = sum(
+        (engine.ladder_remaining_risk(*(row[name] for name in LADDER), row["account_max_stake"]) * row["lanes"] for row in groups),
+        engine.ZERO,
+    )
     open_unlaned = trades.filter(status=engine.OPEN, kind__in=(engine.BASE, engine.LEGACY)).aggregate(
         total=Sum("amount", output_field=TOTAL)
     )["total"]
-    exposure = sum((lane_remaining_risk(lane) for lane in active), engine.ZERO) + (open_unlaned or engine.ZERO)
+    exposure += open_unlaned or engine.ZERO
     return {
         "account": account,
         "days": days,
@@ -89,8 +107,8 @@ def risk_stats_get(
         "lanes_recovered_at_loss": at_loss,
         "net_profit_by_outcome": {outcome: money(engine.round2(total)) for outcome, total in by_outcome.items()},
         "exposure": money(engine.round2(exposure)),
-        "max_drawdown": money(engine.round2(Decimal(engine.max_drawdown(profits)) / 100)),
-        "max_consecutive_losses": engine.longest_losing_run(statuses),
+        "max_drawdown": money(engine.round2(Decimal(stretch.drawdown) / 100)),
+        "max_consecutive_losses": stretch.longest,
     }
 
 

@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from lanes import engine, selectors, services, summary, tasks
+from lanes import engine, risk_blocks, selectors, services, summary, tasks
 from lanes.models import Account, Lane, StatsBucket, StatsChange, Trade
 
 from test_migrations import old_bot_database  # noqa: F401  (a fixture: the old bot's tables, with rows)
@@ -420,10 +420,14 @@ def test_migrating_back_and_forth_keeps_the_statistics():
     before = selectors.stats_get(days=365, now=now)
     call_command("migrate", "lanes", "0004", verbosity=0)
     assert summary.installed_triggers() == set()
+    assert risk_blocks.installed_triggers() == set()
     # Written while the triggers are gone: counted by the backfill on the way up.
-    Trade.objects.filter(status="open").update(status="lost", profit=Decimal("-2.00"))
+    Trade.objects.filter(status="open").update(status="lost", profit=Decimal("-2.00"), settled_at=now - timedelta(days=1))
     call_command("migrate", verbosity=0)
     assert summary.installed_triggers() == set(summary.TRIGGERS)
+    assert risk_blocks.installed_triggers() == set(risk_blocks.TRIGGERS)
+    risk = risk_blocks.stretch(risk_blocks.ALL, now - timedelta(days=365), now)
+    assert risk.n == Trade.objects.filter(status__in=("won", "lost", "draw"), opened_at__gte=now - timedelta(days=365), opened_at__lte=now).count()
     assert summary.differences() == {}
     after = selectors.stats_get(days=365, now=now)
     assert after == reference(now - timedelta(days=365), now, ZoneInfo("UTC"))
