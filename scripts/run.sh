@@ -76,9 +76,22 @@ fi
 token=$(cat .run/token.txt 2>/dev/null || echo "(unknown, see the note above)")
 
 pids=()
-stop() {
+STOP_SECONDS=15  # how long stop() waits for the three to shut down warm
+stop() {  # TERM, up to STOP_SECONDS for a warm shutdown, then KILL what is left
   trap - EXIT INT TERM
-  [ ${#pids[@]} -eq 0 ] || kill -TERM "${pids[@]}" 2>/dev/null || true
+  [ ${#pids[@]} -eq 0 ] && return
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  # A Celery worker whose pool processes got the TERM too (the whole process group signalled, as
+  # `timeout` or systemd do) waits for them forever.
+  for _ in $(seq 1 $((STOP_SECONDS * 10))); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "${pids[@]}" 2>/dev/null; then
+    echo "Still running after ${STOP_SECONDS} s: killed."
+    pkill -KILL -P "$(IFS=,; echo "${pids[*]}")" 2>/dev/null || true
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+  fi
   wait || true
 }
 trap stop EXIT
