@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from . import engine
+from . import engine, summary
 from .adapters import SETTINGS_FIELDS, engine_account
 from .loading import ACCOUNT_FIELDS, NotFound, today_start
 from .models import Account, Lane, LaneEvent, Trade
@@ -232,20 +231,6 @@ def parse_trade_ids(raw: Optional[str]) -> Optional[list[str]]:
     return ids
 
 
-@contextmanager
-def _one_snapshot() -> Iterator[None]:
-    """Every read sees the same committed state, so a change committed between two reads cannot
-    pass for a violation: one transaction, REPEATABLE READ on MySQL/MariaDB (the project's
-    connections run READ COMMITTED, a fresh view per statement); on SQLite the reads of one
-    transaction share its snapshot."""
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        if outermost and connection.vendor == "mysql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
-
-
 def _lane_scope(account: Optional[str], since: datetime) -> QuerySet:
     lanes = Lane.objects.filter(Q(status=engine.ACTIVE) | Q(created_at__gte=since)).order_by()
     return lanes if account is None else lanes.filter(account_name=account)
@@ -290,7 +275,8 @@ def read_snapshot(*, account: Optional[str] = None, days: int = CHECK_DAYS.defau
     """Read the window (see the module's docstring) in one consistent snapshot."""
     now = now or timezone.now()
     since = now - timedelta(days=days)
-    with _one_snapshot():
+    # One snapshot: a change committed between two reads cannot pass for a violation.
+    with summary.snapshot(connection):
         accounts = _read_accounts(account)
         lane_scope = _lane_scope(account, since)
         lanes = [

@@ -55,6 +55,8 @@ SETTLED = (engine.WON, engine.LOST, engine.DRAWN)
 STRETCH = ("n", "total", "high", "low", "drawdown", "lead", "tail", "longest", "won")
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 MICRO = timedelta(microseconds=1)
+# A trade's profit as whole cents: exact in every database, and no Decimal per row to convert.
+CENTS = Cast(Round(F("profit") * 100), BigIntegerField())
 
 
 # --- Triggers ---------------------------------------------------------------------------------------
@@ -100,23 +102,13 @@ def trigger_sql(vendor: str) -> list[str]:
 
 
 def install_triggers(connection=default_connection) -> None:
-    """(Re)create the triggers (the privilege is checked as for lanes.summary). Settlements made
-    while they are missing are not counted: follow with ``rebuild``."""
-    try:
-        drop_triggers(connection)
-        with connection.cursor() as cursor:
-            for statement in trigger_sql(connection.vendor):
-                cursor.execute(statement)
-    except DatabaseError as error:
-        if connection.vendor == "mysql" and getattr(error, "args", (None,))[0] == 1419:
-            raise summary.TriggerPrivilegeError(summary.TRIGGER_PRIVILEGE) from error
-        raise
+    """(Re)create the triggers (as lanes.summary's). Settlements made while they are missing are not
+    counted: follow with ``rebuild``."""
+    summary.install_triggers(connection, trigger_sql(connection.vendor), TRIGGERS)
 
 
 def drop_triggers(connection=default_connection) -> None:
-    with connection.cursor() as cursor:
-        for name in TRIGGERS:
-            cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
+    summary.drop_triggers(connection, TRIGGERS)
 
 
 def installed_triggers(connection=default_connection) -> set[str]:
@@ -149,7 +141,7 @@ def _trades(connection, account_id: int, *, low: Optional[datetime] = None, high
         trades = trades.filter(settled_at__lt=high)
     return (
         trades.order_by("settled_at", "id")
-        .annotate(cents=Cast(Round(F("profit") * 100), BigIntegerField()))
+        .annotate(cents=CENTS)
         .values_list("status", "cents", "opened_at", "settled_at", "account_id")
     )
 
@@ -248,10 +240,7 @@ def roll_up_all(connection=default_connection) -> int:
 def rebuild(connection=default_connection) -> None:
     """Recompute every block from the trades, in one snapshot (as lanes.summary.rebuild): the
     changes it sees are in the trades it reads and go; those committed after it stay."""
-    if connection.vendor == "mysql" and not connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the next transaction only
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    with summary.snapshot(connection), connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {CHANGES}")
         pending = [row[0] for row in cursor.fetchall()]
         cursor.execute(f"DELETE FROM {BLOCKS}")
@@ -288,10 +277,7 @@ def rebuild(connection=default_connection) -> None:
 def stretch(account_id: int, since: datetime, now: datetime, connection=default_connection) -> engine.Stretch:
     """The stretch of the trades of ``account_id`` (``ALL``: every account) opened in [since, now]
     and settled, in settlement order (profits in cents), from the blocks, in one snapshot."""
-    if connection.vendor == "mysql" and not connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the next transaction only
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    with summary.snapshot(connection), connection.cursor() as cursor:
         answer, pending = _stretch(cursor, connection, account_id, since, now)
     if pending > ROLL_UP_AT:
         try:
@@ -358,7 +344,7 @@ def _stretch(cursor, connection, account_id: int, since: datetime, now: datetime
     )
     if account_id != ALL:
         unsettled = unsettled.filter(account_id=account_id)
-    unsettled = unsettled.order_by("id").annotate(cents=Cast(Round(F("profit") * 100), BigIntegerField()))
+    unsettled = unsettled.order_by("id").annotate(cents=CENTS)
     pieces.append((-1, engine.Stretch.of((status, cents or 0) for status, cents in unsettled.values_list("status", "cents"))))
     pieces.sort(key=lambda piece: piece[0])
     answer = engine.Stretch()

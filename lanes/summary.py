@@ -43,10 +43,11 @@ import calendar
 import logging
 from bisect import bisect_right
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from django.db import DatabaseError, connection as default_connection, transaction
 
@@ -191,13 +192,16 @@ def check_trigger_privilege(connection=default_connection) -> None:
         raise
 
 
-def install_triggers(connection=default_connection) -> None:
-    """(Re)create the four triggers. Changes made while they are missing are not counted: follow
-    with ``rebuild``."""
+def install_triggers(
+    connection=default_connection, statements: Optional[list[str]] = None, names: Optional[list[str]] = None
+) -> None:
+    """(Re)create triggers: ``statements`` (default: this module's four) after dropping ``names``
+    (default: this module's). Changes made while they are missing are not counted: follow with
+    ``rebuild``."""
     try:
-        drop_triggers(connection)
+        drop_triggers(connection, names)
         with connection.cursor() as cursor:
-            for statement in trigger_sql(connection.vendor):
+            for statement in trigger_sql(connection.vendor) if statements is None else statements:
                 cursor.execute(statement)  # no parameters: '%' stays as it is
     except DatabaseError as error:
         # MySQL/MariaDB error 1419 (ER_BINLOG_CREATE_ROUTINE_NEED_SUPER).
@@ -206,9 +210,9 @@ def install_triggers(connection=default_connection) -> None:
         raise
 
 
-def drop_triggers(connection=default_connection) -> None:
+def drop_triggers(connection=default_connection, names: Optional[list[str]] = None) -> None:
     with connection.cursor() as cursor:
-        for name in TRIGGERS:
+        for name in TRIGGERS if names is None else names:
             cursor.execute(f"DROP TRIGGER IF EXISTS {name}")
 
 
@@ -332,6 +336,18 @@ def _totals_of_rows(cursor, vendor: str) -> dict:
     return totals
 
 
+@contextmanager
+def snapshot(connection=default_connection) -> Iterator[None]:
+    """One transaction whose reads all see the same committed state: REPEATABLE READ on
+    MySQL/MariaDB when it is the outermost (the project's connections run READ COMMITTED, a fresh
+    view per statement); on SQLite the reads of one transaction share its snapshot already."""
+    if connection.vendor == "mysql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the next transaction only
+    with transaction.atomic(using=connection.alias):
+        yield
+
+
 def rebuild(connection=default_connection) -> None:
     """Recompute every bucket from the trades and the lanes (the migration's backfill; after a
     hand-made deletion or missing triggers). Exact even while changes are written: in one
@@ -340,10 +356,7 @@ def rebuild(connection=default_connection) -> None:
     those changes (their effect is in the rows it read); the changes committed after the
     snapshot stay. Not at the same time as ``roll_up``."""
     vendor = connection.vendor
-    if vendor == "mysql" and not connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the next transaction only
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    with snapshot(connection), connection.cursor() as cursor:
         totals = _totals_of_rows(cursor, vendor)
         # The changes this snapshot sees are in the rows' totals already: they go. Changes
         # committed after it stay, to be rolled up.

@@ -13,8 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import BigIntegerField, Count, F, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Cast, Round
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from .. import engine, risk_blocks
@@ -72,11 +71,10 @@ def risk_stats_get(
     if account_names is None:
         stretch = risk_blocks.stretch(scope, since, now)
     else:
-        # Profits as whole cents (exact in every database, and no Decimal per row).
         settled = (
             trades.filter(opened_at__gte=since, opened_at__lte=now, status__in=SETTLED_STATES)
             .order_by("settled_at", "id")
-            .annotate(cents=Cast(Round(F("profit") * 100), BigIntegerField()))
+            .annotate(cents=risk_blocks.CENTS)
             .values_list("status", "cents")
         )
         stretch = engine.Stretch.of((status, cents or 0) for status, cents in settled.iterator(chunk_size=5000))
